@@ -1,0 +1,37 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Install aetherscan_ros the ament_python way (colcon) or with pip (make setup)."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'aetherscan_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    package_data={package_name: ['py.typed']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
+        (os.path.join('share', package_name, 'config'),
+         [f for f in glob('config/*') if os.path.isfile(f)]),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='AetherScan ROS maintainers',
+    maintainer_email='aetherscan@example.com',
+    description='Multi-view 3D reconstruction (Fast3R or classical) as a ROS 2 node.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'aetherscan_node = aetherscan_ros.node:main',
+            'aetherscan = aetherscan_ros.cli:main',
+        ],
+    },
+)

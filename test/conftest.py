@@ -1,0 +1,57 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Test session setup: DDS on loopback only, a private ROS_DOMAIN_ID per pytest run."""
+
+import fcntl
+import os
+from pathlib import Path
+import tempfile
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / 'shared'
+
+
+def _claim_domain_id():
+    """Hold an flock on a per-domain file so two test runs on one machine never share a domain."""
+    for offset in range(100):
+        domain = (os.getpid() + offset) % 100 + 1
+        path = os.path.join(tempfile.gettempdir(), f'aetherscan_ros_domain_{domain}.lock')
+        handle = open(path, 'w')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return domain, handle
+    raise RuntimeError('no free ROS_DOMAIN_ID in 1..100 for this test run')
+
+
+# Set before anything imports rclpy (subprocesses inherit it).
+if 'AETHERSCAN_TEST_DOMAIN_HELD' not in os.environ:
+    _DOMAIN, _DOMAIN_LOCK = _claim_domain_id()
+    os.environ['ROS_DOMAIN_ID'] = str(_DOMAIN)
+    os.environ['AETHERSCAN_TEST_DOMAIN_HELD'] = '1'
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ['ROS_LOCALHOST_ONLY'] = '1' if os.environ.get('ROS_DISTRO') in ('humble',) else '0'
+os.environ.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='aetherscan_roslog_'))
+os.environ.setdefault('HF_HUB_OFFLINE', '1')  # tests never download
+os.environ.setdefault('PYTHONUNBUFFERED', '1')
+
+
+@pytest.fixture(scope='session')
+def shared_dir():
+    """Return ``../shared`` (team fixtures) or skip when this checkout has none beside it."""
+    if not SHARED.is_dir():
+        pytest.skip(f'{SHARED} is absent: the team fixtures (fast3r parity, ros_on_pip) live there')
+    return SHARED
+
+
+@pytest.fixture(scope='session')
+def parity_dir(shared_dir):
+    """Return ``../shared/fast3r/parity_a`` or skip with the reason."""
+    path = shared_dir / 'fast3r' / 'parity_a'
+    if not (path / 'fixture.npz').is_file():
+        pytest.skip(f'{path}/fixture.npz is absent: no Fast3R parity fixture to compare with')
+    return path
