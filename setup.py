@@ -12,7 +12,7 @@ package_name = 'aetherscan_ros'
 setup(
     name=package_name,
     version='0.1.0',
-    packages=find_packages(exclude=['test', 'test.*']),
+    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*']),
     package_data={package_name: ['py.typed']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
@@ -27,7 +27,7 @@ setup(
     maintainer_email='aetherscan@example.com',
     description='Multi-view 3D reconstruction (Fast3R or classical) as a ROS 2 node.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'aetherscan_node = aetherscan_ros.node:main',

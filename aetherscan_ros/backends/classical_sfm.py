@@ -1,0 +1,377 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Sparse structure-from-motion for the classical backend: COLMAP via pycolmap, OpenCV fallback.
+
+COLMAP does the heavy lifting (SIFT extraction, exhaustive or sequential matching with geometric
+verification, incremental mapping with bundle adjustment). When COLMAP's mapper cannot initialise a
+model (typically two views with less parallax than its initialisation threshold), the best
+verified image pair is reconstructed directly: COLMAP's relative-pose estimator (LO-RANSAC) and
+non-linear refinement on the verified matches, then linear triangulation with OpenCV.
+
+Outputs use this package's conventions (see :mod:`aetherscan_ros.backends.base`): the world
+frame is the optical frame of the reference view (the lowest-index registered view), ``K`` uses
+the OpenCV pixel-centre convention (COLMAP's principal point is 0.5 px larger), and the scale is
+normalised so that the median depth of the sparse points seen from the reference view is 1.
+"""
+
+from dataclasses import dataclass, field
+import logging
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from aetherscan_ros.backends.base import ReconstructionError
+from aetherscan_ros.geometry import invert_pose
+
+_LOG = logging.getLogger(__name__)
+
+# COLMAP puts the centre of the top-left pixel at (0.5, 0.5); OpenCV/ROS put it at (0, 0).
+COLMAP_PIXEL_OFFSET = 0.5
+
+
+@dataclass
+class SfmOptions:
+    """Tuning of the sparse stage (defaults suit 2-50 views of a few hundred pixels)."""
+
+    max_features: int = 4096
+    min_features: int = 80
+    exhaustive_max_views: int = 30
+    sequential_overlap: int = 8
+    init_min_tri_angle_deg: float = 4.0
+    init_min_inliers: int = 50
+    min_parallax_deg: float = 0.75
+    num_threads: int = -1
+    seed: int = 0
+
+
+@dataclass
+class SparseModel:
+    """Sparse reconstruction in the output frame.
+
+    ``poses_c2w`` ``[V, 4, 4]`` (NaN for unregistered views), ``intrinsics`` ``[V, 3, 3]``
+    (OpenCV convention, input image size), ``registered`` ``[V]`` bool, ``points`` ``[P, 3]``,
+    ``colors`` ``[P, 3]`` uint8, ``observers[v]``: indices of the points seen by view v.
+    """
+
+    poses_c2w: np.ndarray
+    intrinsics: np.ndarray
+    registered: np.ndarray
+    points: np.ndarray
+    colors: np.ndarray
+    observers: List[np.ndarray]
+    method: str
+    reference_view: int
+    info: Dict[str, object] = field(default_factory=dict)
+
+
+def import_pycolmap():
+    """Import and return pycolmap without breaking zlib users loaded after it.
+
+    The pycolmap 4.2.1 wheel carries its own zlib; when pycolmap is the first library in the
+    process to bring zlib, later deflate users (``cv2.imwrite`` of PNG, Pillow, Python's
+    ``zlib``/``gzip``) bind to it and abort with heap corruption. Loading Python's ``zlib``
+    module (the system libz) and OpenCV first avoids that. Import pycolmap only through here.
+    """
+    import zlib  # noqa: F401  (must precede pycolmap, see above)
+
+    import pycolmap
+    return pycolmap
+
+
+def _write_images(images: Sequence[np.ndarray], folder: Path) -> List[str]:
+    import cv2
+
+    names = []
+    for i, img in enumerate(images):
+        name = f'view_{i:04d}.png'
+        ok = cv2.imwrite(str(folder / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                         [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise ReconstructionError(f'cannot write a temporary image to {folder}')
+        names.append(name)
+    return names
+
+
+def _camera_groups(images, Ks, cameras) -> List[Tuple[List[int], Optional[np.ndarray]]]:
+    """Group views that share one camera model: same camera label, size and K (or K unknown)."""
+    groups: Dict[tuple, List[int]] = {}
+    for i, (img, K) in enumerate(zip(images, Ks)):
+        kkey = None if K is None else tuple(np.round(np.asarray(K, np.float64).ravel(), 6))
+        key = (cameras[i], img.shape[:2], kkey)
+        groups.setdefault(key, []).append(i)
+    return [(idx, None if key[2] is None else np.asarray(Ks[idx[0]], np.float64))
+            for key, idx in groups.items()]
+
+
+def guess_intrinsics(width: int, height: int) -> np.ndarray:
+    """Return COLMAP's prior for an unknown camera: focal 1.2 * max(w, h), centred."""
+    f = 1.2 * max(width, height)
+    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+
+
+def run_sfm(images: Sequence[np.ndarray], Ks: Sequence[Optional[np.ndarray]],
+            cameras: Sequence[str], names: Sequence[str], workdir: Path, opts: SfmOptions,
+            report: Callable[[str, float, str], None]) -> SparseModel:
+    """Estimate poses (and intrinsics where unknown) and sparse points for ``images``.
+
+    ``images``: ``[H, W, 3]`` uint8 RGB arrays; ``Ks``: ``[3, 3]`` or None per view (OpenCV
+    convention); ``names`` label views in error messages. ``report(stage, fraction, message)``
+    receives progress in [0, 1] of this stage. Raises :class:`ReconstructionError` with the
+    reason when no two views can be registered.
+    """
+    pycolmap = import_pycolmap()
+
+    num = len(images)
+    image_dir = workdir / 'images'
+    image_dir.mkdir()
+    db_path = workdir / 'database.db'
+    files = _write_images(images, image_dir)
+    device = pycolmap.Device.cpu
+    report('features', 0.0, f'SIFT features of {num} views')
+    for idx, K in _camera_groups(images, Ks, cameras):
+        reader = pycolmap.ImageReaderOptions()
+        if K is None:
+            reader.camera_model = 'SIMPLE_PINHOLE'
+        else:
+            reader.camera_model = 'PINHOLE'
+            reader.camera_params = ','.join(
+                f'{v:.9g}' for v in (K[0, 0], K[1, 1], K[0, 2] + COLMAP_PIXEL_OFFSET,
+                                     K[1, 2] + COLMAP_PIXEL_OFFSET))
+        extraction = pycolmap.FeatureExtractionOptions()
+        extraction.use_gpu = False
+        extraction.num_threads = opts.num_threads
+        extraction.sift.max_num_features = opts.max_features
+        pycolmap.extract_features(db_path, image_dir, image_names=[files[i] for i in idx],
+                                  camera_mode=pycolmap.CameraMode.SINGLE,
+                                  reader_options=reader, extraction_options=extraction,
+                                  device=device)
+    with pycolmap.Database.open(db_path) as db:
+        id_of = {img.name: img.image_id for img in db.read_all_images()}
+        counts = np.array([db.num_keypoints_for_image(id_of[f]) for f in files])
+    poor = [f'{names[i]} ({counts[i]} features)' for i in range(num)
+            if counts[i] < opts.min_features]
+    if num - len(poor) < 2:
+        raise ReconstructionError(
+            'not enough texture: fewer than two views have at least '
+            f'{opts.min_features} SIFT features: {", ".join(poor)}; a textureless or blank '
+            'scene cannot be reconstructed')
+    report('matching', 0.3, 'matching features')
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.use_gpu = False
+    matching.num_threads = opts.num_threads
+    if num <= opts.exhaustive_max_views:
+        pycolmap.match_exhaustive(db_path, matching_options=matching, device=device)
+        matcher = 'exhaustive'
+    else:
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = opts.sequential_overlap
+        pycolmap.match_sequential(db_path, matching_options=matching, pairing_options=pairing,
+                                  device=device)
+        matcher = f'sequential (overlap {opts.sequential_overlap})'
+    with pycolmap.Database.open(db_path) as db:
+        verified = db.num_verified_image_pairs()
+    if verified == 0:
+        raise ReconstructionError(
+            f'no pair of the {num} views shares enough geometrically verified SIFT matches '
+            '(views do not overlap, or the scene is repetitive/textureless)')
+    report('mapping', 0.6, f'incremental mapping ({verified} verified pairs)')
+    pipeline = pycolmap.IncrementalPipelineOptions()
+    known = all(K is not None for K in Ks)
+    pipeline.ba_refine_focal_length = not known
+    pipeline.ba_refine_principal_point = False
+    pipeline.ba_refine_extra_params = False
+    pipeline.min_model_size = 2
+    pipeline.num_threads = opts.num_threads
+    pipeline.random_seed = opts.seed
+    pipeline.extract_colors = True
+    pipeline.mapper.init_min_tri_angle = opts.init_min_tri_angle_deg
+    pipeline.mapper.init_min_num_inliers = opts.init_min_inliers
+    pipeline.mapper.abs_pose_refine_focal_length = not known
+    pipeline.mapper.random_seed = opts.seed
+    pipeline.triangulation.random_seed = opts.seed
+    out_dir = workdir / 'sparse'
+    out_dir.mkdir()
+    recs = pycolmap.incremental_mapping(db_path, image_dir, out_dir, options=pipeline)
+    best = max(recs.values(), key=lambda r: r.num_reg_images(), default=None)
+    info = {'matcher': matcher, 'verified_pairs': int(verified),
+            'features_per_view': [int(c) for c in counts]}
+    if best is not None and best.num_reg_images() >= 2:
+        model = _from_colmap(best, files, images, Ks)
+        model.info.update(info)
+        model.info['colmap_models'] = len(recs)
+        return model
+    _LOG.info('COLMAP could not initialise a model; trying the two-view relative-pose path')
+    model = _two_view_fallback(db_path, files, images, Ks, names, opts)
+    model.info.update(info)
+    return model
+
+
+def _finalise(c2w_colmap: np.ndarray, registered: np.ndarray, points: np.ndarray,
+              colors: np.ndarray, observers: List[np.ndarray], intrinsics: np.ndarray,
+              method: str) -> SparseModel:
+    """Express everything in the reference view's optical frame with unit median depth."""
+    ref = int(np.flatnonzero(registered)[0])
+    world_to_ref = invert_pose(c2w_colmap[ref])
+    poses = np.full_like(c2w_colmap, np.nan)
+    poses[registered] = world_to_ref @ c2w_colmap[registered]
+    pts = points @ world_to_ref[:3, :3].T + world_to_ref[:3, 3] if len(points) else points
+    seen = pts[observers[ref]] if len(observers[ref]) else pts
+    depths = seen[:, 2][seen[:, 2] > 0] if len(seen) else np.zeros(0)
+    scale = 1.0 / float(np.median(depths)) if len(depths) else 1.0
+    poses[registered, :3, 3] *= scale
+    pts = pts * scale
+    poses[ref] = np.eye(4)
+    return SparseModel(poses_c2w=poses, intrinsics=intrinsics, registered=registered,
+                       points=np.asarray(pts, np.float64), colors=colors, observers=observers,
+                       method=method, reference_view=ref,
+                       info={'unit': 'median depth of the sparse points seen from view '
+                                     f'{ref} (scale is not metric)'})
+
+
+def _from_colmap(rec, files: Sequence[str], images, Ks) -> SparseModel:
+    num = len(files)
+    index_of = {f: i for i, f in enumerate(files)}
+    c2w = np.full((num, 4, 4), np.nan)
+    registered = np.zeros(num, bool)
+    intrinsics = np.zeros((num, 3, 3))
+    image_view = {}
+    for image_id, image in rec.images.items():
+        view = index_of[image.name]
+        image_view[image_id] = view
+        cam = rec.cameras[image.camera_id]
+        K = np.asarray(cam.calibration_matrix(), np.float64).copy()
+        K[0, 2] -= COLMAP_PIXEL_OFFSET
+        K[1, 2] -= COLMAP_PIXEL_OFFSET
+        intrinsics[view] = K
+        if image.has_pose:
+            cfw = np.eye(4)
+            cfw[:3, :] = image.cam_from_world().matrix()
+            c2w[view] = invert_pose(cfw)
+            registered[view] = True
+    for view in range(num):
+        if not intrinsics[view].any():
+            h, w = images[view].shape[:2]
+            intrinsics[view] = Ks[view] if Ks[view] is not None else guess_intrinsics(w, h)
+    ids = list(rec.points3D.keys())
+    points = np.zeros((len(ids), 3))
+    colors = np.zeros((len(ids), 3), np.uint8)
+    obs: List[List[int]] = [[] for _ in range(num)]
+    for k, pid in enumerate(ids):
+        p = rec.points3D[pid]
+        points[k] = p.xyz
+        colors[k] = p.color
+        for el in p.track.elements:
+            view = image_view.get(el.image_id)
+            if view is not None:
+                obs[view].append(k)
+    observers = [np.unique(np.asarray(o, np.int64)) for o in obs]
+    model = _finalise(c2w, registered, points, colors, observers, intrinsics,
+                      'COLMAP incremental mapping')
+    model.info['mean_reprojection_error_px'] = float(rec.compute_mean_reprojection_error())
+    return model
+
+
+def _two_view_fallback(db_path: Path, files, images, Ks, names,
+                       opts: SfmOptions) -> SparseModel:
+    """Reconstruct the best verified pair: COLMAP relative pose (LO-RANSAC + refinement).
+
+    Used when the incremental mapper cannot initialise (typically two views whose parallax is
+    below its initialisation threshold). Points are triangulated linearly with OpenCV.
+    """
+    import cv2
+
+    pycolmap = import_pycolmap()
+    num = len(files)
+    with pycolmap.Database.open(db_path) as db:
+        id_of = {img.name: img.image_id for img in db.read_all_images()}
+        cam_of = {img.image_id: img.camera_id for img in db.read_all_images()}
+        best = None
+        for a in range(num):
+            for b in range(a + 1, num):
+                try:
+                    geom = db.read_two_view_geometry(id_of[files[a]], id_of[files[b]])
+                except (RuntimeError, ValueError, KeyError):
+                    continue
+                inl = np.asarray(geom.inlier_matches).reshape(-1, 2)
+                if best is None or len(inl) > len(best[2]):
+                    best = (a, b, inl)
+        if best is None or len(best[2]) < 15:
+            found = 0 if best is None else len(best[2])
+            raise ReconstructionError(
+                f'COLMAP could not register two views and the best image pair has only {found} '
+                'verified matches (need 15): the views do not overlap or lack texture')
+        a, b, inl = best
+        cam_a = db.read_camera(cam_of[id_of[files[a]]])
+        cam_b = db.read_camera(cam_of[id_of[files[b]]])
+        pa = np.asarray(db.read_keypoints(id_of[files[a]]))[inl[:, 0], :2].astype(np.float64)
+        pb = np.asarray(db.read_keypoints(id_of[files[b]]))[inl[:, 1], :2].astype(np.float64)
+    ransac = pycolmap.RANSACOptions()
+    ransac.max_error = 1.5
+    ransac.random_seed = opts.seed
+    est = pycolmap.estimate_relative_pose(cam_a, pa, cam_b, pb, ransac)
+    if est is None or est['num_inliers'] < 15:
+        raise ReconstructionError(f'{names[a]} / {names[b]}: no relative pose fits the '
+                                  f'{len(pa)} verified matches (degenerate geometry)')
+    mask = np.asarray(est['inlier_mask'], bool).reshape(-1)
+    refined = pycolmap.refine_relative_pose(est['cam2_from_cam1'], cam_a, pa, cam_b, pb,
+                                            mask.reshape(-1, 1))
+    pose = refined['cam2_from_cam1'] if isinstance(refined, dict) else refined
+    b_from_a = np.vstack([np.asarray(pose.matrix(), np.float64), [0, 0, 0, 1]])
+    na = np.asarray(cam_a.cam_from_img(pa[mask]), np.float64)
+    nb = np.asarray(cam_b.cam_from_img(pb[mask]), np.float64)
+    X = cv2.triangulatePoints(np.eye(3, 4), b_from_a[:3], na.T, nb.T)
+    X = (X[:3] / X[3]).T
+    centre_b = invert_pose(b_from_a)[:3, 3]
+    rays_a = X / np.linalg.norm(X, axis=1, keepdims=True)
+    rays_b = (X - centre_b) / np.linalg.norm(X - centre_b, axis=1, keepdims=True)
+    parallax = np.degrees(np.arccos(np.clip((rays_a * rays_b).sum(1), -1, 1)))
+    ok = (X[:, 2] > 0) & ((X @ b_from_a[:3, :3].T + b_from_a[:3, 3])[:, 2] > 0)
+    median_parallax = float(np.median(parallax[ok])) if ok.any() else 0.0
+    if ok.sum() < 15 or median_parallax < opts.min_parallax_deg:
+        raise ReconstructionError(
+            f'{names[a]} / {names[b]}: insufficient parallax (median {median_parallax:.2f} deg, '
+            f'need {opts.min_parallax_deg}): the camera did not move or only rotated')
+    ok &= parallax > 0.25 * opts.min_parallax_deg
+    X = X[ok]
+    px = np.round(pa[mask][ok] - COLMAP_PIXEL_OFFSET).astype(int)
+    h, w = images[a].shape[:2]
+    colors = images[a][np.clip(px[:, 1], 0, h - 1), np.clip(px[:, 0], 0, w - 1)]
+    intr = np.zeros((num, 3, 3))
+    for v in range(num):
+        h, w = images[v].shape[:2]
+        intr[v] = Ks[v] if Ks[v] is not None else guess_intrinsics(w, h)
+    for v, cam in ((a, cam_a), (b, cam_b)):
+        K = np.asarray(cam.calibration_matrix(), np.float64).copy()
+        K[:2, 2] -= COLMAP_PIXEL_OFFSET
+        intr[v] = K
+    c2w = np.full((num, 4, 4), np.nan)
+    c2w[a] = np.eye(4)
+    c2w[b] = invert_pose(b_from_a)
+    registered = np.zeros(num, bool)
+    registered[[a, b]] = True
+    observers = [np.zeros(0, np.int64) for _ in range(num)]
+    observers[a] = observers[b] = np.arange(len(X))
+    model = _finalise(c2w, registered, X, colors, observers, intr,
+                      'COLMAP two-view relative pose (LO-RANSAC + refinement)')
+    model.info['two_view_pair'] = [int(a), int(b)]
+    model.info['median_parallax_deg'] = median_parallax
+    return model
+
+
+def set_colmap_verbosity(quiet: bool) -> Optional[int]:
+    """Silence COLMAP's glog output below FATAL (process-wide); return the previous level."""
+    try:
+        pycolmap = import_pycolmap()
+        previous = int(pycolmap.logging.minloglevel)
+        pycolmap.logging.minloglevel = 3 if quiet else 0
+        return previous
+    except (ImportError, AttributeError):
+        return None
+
+
+def restore_colmap_verbosity(previous: Optional[int]) -> None:
+    """Undo :func:`set_colmap_verbosity`."""
+    if previous is None:
+        return
+    import_pycolmap().logging.minloglevel = previous

@@ -1,0 +1,341 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""
+The one table of ``aetherscan_node`` parameters, their descriptors and validation.
+
+The table :data:`PARAMS` is the single source of truth: the node declares every entry with a
+``ParameterDescriptor`` built from it (description, integer/floating-point range, ``read_only``
+where a restart is needed), ``config/aetherscan.yaml`` lists every entry with a comment, and
+:func:`validate` performs the checks a descriptor cannot express (enumerations, topic and frame
+names, cross-field rules). Nothing here needs ``rclpy.init()``.
+"""
+
+from dataclasses import dataclass, fields
+import os
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from rcl_interfaces.msg import (
+    FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType)
+
+BACKEND_CHOICES = ('auto', 'fast3r', 'classical')
+DEVICE_CHOICES = ('auto', 'cuda', 'cpu')
+TRANSPORT_CHOICES = ('raw', 'compressed')
+IMAGE_QOS_CHOICES = ('auto', 'sensor_data', 'reliable')
+BUSY_POLICY_CHOICES = ('buffer', 'drop')
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """
+    One parameter: name, default, type, description, bounds and whether it is read-only.
+
+    ``kind`` is one of ``bool``, ``int``, ``double``, ``string``, ``string_array``.
+    ``bounds`` is ``(low, high)`` inclusive for ``int``/``double``; ``choices`` lists the
+    allowed strings of an enumeration.
+    """
+
+    name: str
+    kind: str
+    default: object
+    description: str
+    bounds: Optional[Tuple[float, float]] = None
+    choices: Tuple[str, ...] = ()
+    read_only: bool = False
+
+
+_TYPES = {
+    'bool': ParameterType.PARAMETER_BOOL,
+    'int': ParameterType.PARAMETER_INTEGER,
+    'double': ParameterType.PARAMETER_DOUBLE,
+    'string': ParameterType.PARAMETER_STRING,
+    'string_array': ParameterType.PARAMETER_STRING_ARRAY,
+}
+
+PARAMS: Tuple[ParamSpec, ...] = (
+    # Inputs
+    ParamSpec('image_topics', 'string_array', ['/camera/image_raw'],
+              'Image topics, one per camera (for compressed transport the node subscribes '
+              'to <topic>/compressed).', read_only=True),
+    ParamSpec('image_transport', 'string', 'raw',
+              'raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage (jpeg/png) on '
+              '<topic>/compressed.', choices=TRANSPORT_CHOICES, read_only=True),
+    ParamSpec('image_qos', 'string', 'auto',
+              'auto: match the reliability of the publishers found on each image topic '
+              '(re-checked when publishers appear); sensor_data: best effort; reliable.',
+              choices=IMAGE_QOS_CHOICES, read_only=True),
+    ParamSpec('camera_info_topics', 'string_array', [],
+              'CameraInfo topic per image topic; empty = <image topic namespace>/camera_info.',
+              read_only=True),
+    ParamSpec('use_camera_info', 'bool', True,
+              'Pass the camera_info intrinsics K to the backend (otherwise it estimates them).'),
+    ParamSpec('max_image_side', 'int', 4096,
+              'Images whose width or height exceeds this many pixels are rejected.',
+              bounds=(16, 16384)),
+    # Backend
+    ParamSpec('backend', 'string', 'auto',
+              'auto: Fast3R when its weights resolve and torch works, else classical; '
+              'fast3r; classical.', choices=BACKEND_CHOICES, read_only=True),
+    ParamSpec('model', 'string', '',
+              'Fast3R checkpoint: a local directory (config.json + model.safetensors) or a '
+              'Hugging Face repo id already in the local cache; empty = the default repo id.',
+              read_only=True),
+    ParamSpec('device', 'string', 'auto',
+              'auto: CUDA (bf16/fp16) when available, else CPU (fp32); cuda; cpu.',
+              choices=DEVICE_CHOICES, read_only=True),
+    # Buffer and triggers
+    ParamSpec('min_views', 'int', 6,
+              'Keyframes needed before an automatic or periodic reconstruction.',
+              bounds=(2, 64)),
+    ParamSpec('max_views', 'int', 10,
+              'Buffer capacity in keyframes (the oldest is evicted when full) and the most '
+              'views one reconstruction uses.', bounds=(2, 64)),
+    ParamSpec('keyframe_min_interval', 'double', 0.5,
+              'Seconds between two keyframes of one camera (by header stamp).',
+              bounds=(0.0, 3600.0)),
+    ParamSpec('keyframe_min_change', 'double', 0.02,
+              'Mean absolute change of a 32x24 grey thumbnail (0..1) against the last '
+              'keyframe of the same camera needed for a new keyframe.', bounds=(0.0, 1.0)),
+    ParamSpec('busy_policy', 'string', 'buffer',
+              'Frames that arrive during a reconstruction: buffer = keep keyframes for the '
+              'next one (oldest evicted when full); drop = discard and count them.',
+              choices=BUSY_POLICY_CHOICES),
+    ParamSpec('auto_trigger', 'bool', True,
+              'Reconstruct as soon as min_views keyframes are buffered.'),
+    ParamSpec('trigger_period', 'double', 0.0,
+              'Seconds between periodic reconstructions when min_views keyframes are '
+              'buffered; 0 disables the timer.', bounds=(0.0, 86400.0)),
+    # Outputs
+    ParamSpec('world_frame', 'string', 'aetherscan_world',
+              'frame_id of the clouds and parent of the camera frames (= optical frame of view '
+              '0 of each reconstruction).'),
+    ParamSpec('parent_frame', 'string', '',
+              'When set, world_frame is published as a static identity child of this frame: '
+              'set it to the optical frame_id of the first camera of a fixed rig.'),
+    ParamSpec('frame_prefix', 'string', '',
+              'Prefix of the per-view TF frames <frame_prefix>camera_<i>_optical.'),
+    ParamSpec('chunk_points', 'int', 50000,
+              'Points per ~/points chunk.', bounds=(100, 10000000)),
+    ParamSpec('voxel_size', 'double', 0.0,
+              'Voxel edge (world units) for downsampling ~/cloud; 0 = full resolution.',
+              bounds=(0.0, 100.0)),
+    ParamSpec('frustum_scale', 'double', 0.0,
+              'Depth of the camera frusta in ~/cameras (world units); 0 = 10% of the cloud '
+              'extent.', bounds=(0.0, 1000.0)),
+    ParamSpec('output_dir', 'string', '~/.ros/aetherscan',
+              'Directory where ~/save writes cloud.ply + poses.json (nothing is written '
+              'outside it).'),
+    ParamSpec('diagnostics_period', 'double', 1.0,
+              'Seconds between /diagnostics messages.', bounds=(0.1, 60.0), read_only=True),
+    ParamSpec('no_frames_warning', 'double', 10.0,
+              'Warn (throttled) when no frame arrived for this many seconds; 0 disables.',
+              bounds=(0.0, 3600.0)),
+)
+
+SPECS: Dict[str, ParamSpec] = {spec.name: spec for spec in PARAMS}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The node's parameter values, typed (see :data:`PARAMS` for meanings)."""
+
+    image_topics: Tuple[str, ...]
+    image_transport: str
+    image_qos: str
+    camera_info_topics: Tuple[str, ...]
+    use_camera_info: bool
+    max_image_side: int
+    backend: str
+    model: str
+    device: str
+    min_views: int
+    max_views: int
+    keyframe_min_interval: float
+    keyframe_min_change: float
+    busy_policy: str
+    auto_trigger: bool
+    trigger_period: float
+    world_frame: str
+    parent_frame: str
+    frame_prefix: str
+    chunk_points: int
+    voxel_size: float
+    frustum_scale: float
+    output_dir: str
+    diagnostics_period: float
+    no_frames_warning: float
+
+    def info_topics(self) -> Tuple[str, ...]:
+        """Return the CameraInfo topic of each image topic (explicit or derived)."""
+        if self.camera_info_topics:
+            return self.camera_info_topics
+        return tuple(default_camera_info_topic(t) for t in self.image_topics)
+
+    def subscribed_image_topics(self) -> Tuple[str, ...]:
+        """Return the topics actually subscribed (``<topic>/compressed`` for compressed)."""
+        if self.image_transport == 'compressed':
+            return tuple(t.rstrip('/') + '/compressed' for t in self.image_topics)
+        return self.image_topics
+
+    def resolved_output_dir(self) -> str:
+        """Return ``output_dir`` with ``~`` and environment variables expanded, absolute."""
+        return os.path.abspath(os.path.expandvars(os.path.expanduser(self.output_dir)))
+
+
+def default_camera_info_topic(image_topic: str) -> str:
+    """Return ``<namespace of image_topic>/camera_info`` (the image_transport convention)."""
+    head, sep, _ = image_topic.rpartition('/')
+    return head + sep + 'camera_info'
+
+
+def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """Build the ``ParameterDescriptor`` of one table entry."""
+    text = spec.description
+    if spec.choices:
+        text += ' One of: ' + ', '.join(spec.choices) + '.'
+    desc = ParameterDescriptor(
+        name=spec.name, type=_TYPES[spec.kind], description=text, read_only=spec.read_only)
+    if spec.choices:
+        desc.additional_constraints = 'one of: ' + ', '.join(spec.choices)
+    if spec.bounds is not None and spec.kind == 'int':
+        desc.integer_range = [IntegerRange(
+            from_value=int(spec.bounds[0]), to_value=int(spec.bounds[1]), step=1)]
+    elif spec.bounds is not None and spec.kind == 'double':
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.bounds[0]), to_value=float(spec.bounds[1]), step=0.0)]
+    return desc
+
+
+def _check_topic(name: str, what: str) -> Optional[str]:
+    if not name:
+        return f'{what}: empty topic name'
+    bad = [c for c in name if not (c.isalnum() or c in '/_~{}')]
+    if bad or '//' in name or name[-1] == '/' or name.lstrip('/~')[:1].isdigit():
+        return f'{what}: {name!r} is not a valid ROS topic name'
+    return None
+
+
+def _check_frame(name: str, what: str, allow_empty: bool) -> Optional[str]:
+    if not name:
+        return None if allow_empty else f'{what}: empty frame id'
+    if name.startswith('/') or any(c.isspace() for c in name):
+        return f'{what}: {name!r} is not a valid tf2 frame id (no leading "/", no spaces)'
+    return None
+
+
+def validate(values: Mapping[str, object]) -> Optional[str]:
+    """
+    Check enumerations, names and cross-field rules; return the reason or ``None`` if valid.
+
+    ``values`` maps parameter names to values (missing keys take the table default). Ranges
+    are enforced by rclpy from the descriptors but are checked here too, so a config built
+    outside a node gets the same answer.
+    """
+    merged = {spec.name: values.get(spec.name, spec.default) for spec in PARAMS}
+    for spec in PARAMS:
+        value = merged[spec.name]
+        if spec.choices and value not in spec.choices:
+            return (f'{spec.name}: {value!r} is not one of '
+                    f'{", ".join(spec.choices)}')
+        if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
+            return (f'{spec.name}: {value} is outside [{spec.bounds[0]}, '
+                    f'{spec.bounds[1]}]')
+    topics = list(merged['image_topics'])
+    if not topics:
+        return 'image_topics: at least one image topic is needed'
+    for topic in topics:
+        reason = _check_topic(topic, 'image_topics')
+        if reason:
+            return reason
+    if len(set(topics)) != len(topics):
+        return 'image_topics: the same topic is listed twice'
+    infos = list(merged['camera_info_topics'])
+    if infos and len(infos) != len(topics):
+        return (f'camera_info_topics: {len(infos)} topics for {len(topics)} image topics '
+                '(give one per image topic, or none to derive them)')
+    for topic in infos:
+        reason = _check_topic(topic, 'camera_info_topics')
+        if reason:
+            return reason
+    if merged['min_views'] > merged['max_views']:
+        return (f'min_views ({merged["min_views"]}) must not exceed max_views '
+                f'({merged["max_views"]})')
+    for name, allow_empty in (('world_frame', False), ('parent_frame', True),
+                              ('frame_prefix', True)):
+        reason = _check_frame(merged[name], name, allow_empty)
+        if reason:
+            return reason
+    if merged['parent_frame'] and merged['parent_frame'] == merged['world_frame']:
+        return 'parent_frame must differ from world_frame'
+    if not str(merged['output_dir']).strip():
+        return 'output_dir: empty path'
+    return None
+
+
+def make_config(values: Mapping[str, object]) -> NodeConfig:
+    """Build a :class:`NodeConfig` from parameter values; raise ``ValueError`` with the reason."""
+    reason = validate(values)
+    if reason:
+        raise ValueError(reason)
+    kwargs = {}
+    for f in fields(NodeConfig):
+        value = values.get(f.name, SPECS[f.name].default)
+        kind = SPECS[f.name].kind
+        if kind == 'string_array':
+            value = tuple(str(v) for v in value)
+        elif kind == 'double':
+            value = float(value)
+        elif kind == 'int':
+            value = int(value)
+        kwargs[f.name] = value
+    return NodeConfig(**kwargs)
+
+
+def declare_all(node) -> NodeConfig:
+    """
+    Declare every parameter of :data:`PARAMS` on ``node``; return the validated config.
+
+    Empty string-array defaults are declared by type (rclpy cannot infer a type from ``[]``)
+    and read back as empty. Raises ``ValueError`` with the reason when the initial values
+    (overrides, YAML) break a rule.
+    """
+    from rclpy.parameter import Parameter
+    for spec in PARAMS:
+        default = spec.default
+        if spec.kind == 'string_array' and not default:
+            default = Parameter.Type.STRING_ARRAY
+        node.declare_parameter(spec.name, default, descriptor(spec))
+    return make_config(current_values(node))
+
+
+def current_values(node) -> Dict[str, object]:
+    """Return ``{name: value}`` for every parameter of the table as declared on ``node``."""
+    from rclpy.exceptions import ParameterUninitializedException
+    values = {}
+    for spec in PARAMS:
+        try:
+            value = node.get_parameter(spec.name).value
+        except ParameterUninitializedException:
+            value = None
+        values[spec.name] = list(spec.default) if value is None and \
+            spec.kind == 'string_array' else value
+    return values
+
+
+def check_change(current: Mapping[str, object], changes: Sequence) -> Tuple[bool, str]:
+    """
+    Validate a parameter change (``changes``: rclpy ``Parameter`` list) against the table.
+
+    Returns ``(successful, reason)`` for ``SetParametersResult``. Parameters outside the table
+    (``qos_overrides.*``, ``use_sim_time``) pass through.
+    """
+    merged = dict(current)
+    for param in changes:
+        if param.name in SPECS:
+            merged[param.name] = param.value
+    reason = validate(merged)
+    return (reason is None, reason or '')
+
+
+def yaml_defaults() -> List[Tuple[str, object]]:
+    """Return ``(name, default)`` of every table entry in table order (docs and tests)."""
+    return [(spec.name, spec.default) for spec in PARAMS]

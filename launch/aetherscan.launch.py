@@ -1,0 +1,78 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""
+Launch ``aetherscan_node`` (and optionally RViz with ``config/aetherscan.rviz``).
+
+Arguments::
+
+    params_file   YAML with the node's parameters (default: config/aetherscan.yaml)
+    image_topics  comma-separated image topics; empty = the value in params_file
+    backend       auto | fast3r | classical; empty = the value in params_file
+    model         Fast3R checkpoint dir or hub repo id; empty = the value in params_file
+    namespace     namespace of the node (topics become /<ns>/aetherscan_node/...)
+    use_rviz      true | false: also start rviz2 with config/aetherscan.rviz
+
+Example: ``ros2 launch aetherscan_ros aetherscan.launch.py
+image_topics:=/cam0/image_raw,/cam1/image_raw backend:=classical use_rviz:=true``.
+"""
+
+import os
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+# Installed as share/aetherscan_ros/launch/ next to share/aetherscan_ros/config/ (and the same
+# layout in the source tree), so no ament index lookup is needed.
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'config')
+
+ARGUMENTS = (
+    ('params_file', os.path.join(CONFIG_DIR, 'aetherscan.yaml'),
+     'YAML file with the aetherscan_node parameters'),
+    ('image_topics', '', 'Comma-separated image topics (empty: from params_file)'),
+    ('backend', '', 'auto, fast3r or classical (empty: from params_file)'),
+    ('model', '', 'Fast3R checkpoint directory or hub repo id (empty: from params_file)'),
+    ('namespace', '', 'Namespace of the node'),
+    ('use_rviz', 'false', 'Start rviz2 with config/aetherscan.rviz'),
+)
+
+
+def overrides_from_arguments(image_topics: str, backend: str, model: str) -> dict:
+    """Return the parameter overrides given on the command line (empty strings = none)."""
+    out = {}
+    topics = [t.strip() for t in image_topics.split(',') if t.strip()]
+    if topics:
+        out['image_topics'] = topics
+    if backend:
+        out['backend'] = backend
+    if model:
+        out['model'] = model
+    return out
+
+
+def _node(context, *args, **kwargs):
+    def value(name):
+        return LaunchConfiguration(name).perform(context)
+
+    parameters = [value('params_file')]
+    overrides = overrides_from_arguments(value('image_topics'), value('backend'), value('model'))
+    if overrides:
+        parameters.append(overrides)
+    return [Node(package='aetherscan_ros', executable='aetherscan_node', name='aetherscan_node',
+                 namespace=value('namespace'), parameters=parameters, output='screen',
+                 emulate_tty=True)]
+
+
+def generate_launch_description():
+    """Build the launch description: the arguments, the node and the optional RViz."""
+    actions = [DeclareLaunchArgument(name, default_value=default, description=text)
+               for name, default, text in ARGUMENTS]
+    actions.append(OpaqueFunction(function=_node))
+    actions.append(Node(
+        package='rviz2', executable='rviz2', name='aetherscan_rviz', output='screen',
+        arguments=['-d', os.path.join(CONFIG_DIR, 'aetherscan.rviz')],
+        condition=IfCondition(LaunchConfiguration('use_rviz'))))
+    return LaunchDescription(actions)

@@ -1,0 +1,189 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The classical backend on the demo scene: accuracy targets, contract, failures, no torch."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aetherscan_ros.backends import create_backend
+from aetherscan_ros.backends.base import Frame, ReconstructionError
+from aetherscan_ros.backends.classical import ClassicalBackend
+from aetherscan_ros.demo.scene import make_scene, subset
+from aetherscan_ros.evaluation import evaluate, format_scores
+
+
+@pytest.fixture(scope='module')
+def scene8():
+    """Return the issue's test scene: 8 views at 640x480 on an orbit."""
+    return make_scene(num_views=8, width=640, height=480, seed=0)
+
+
+@pytest.fixture(scope='module')
+def known_run(scene8):
+    """Reconstruct ``scene8`` with known intrinsics; return ``(result, progress events)``."""
+    events = []
+    result = ClassicalBackend().reconstruct(scene8.frames(with_intrinsics=True),
+                                            progress=events.append)
+    return result, events
+
+
+@pytest.mark.slow
+def test_known_intrinsics_meets_the_accuracy_targets(scene8, known_run):
+    result, _ = known_run
+    scores = evaluate(result, scene8)
+    print(format_scores(scores))
+    assert scores.registered_views == 8
+    assert scores.rotation_error_deg_max <= 0.5
+    assert scores.center_error_pct_max <= 1.0
+    assert scores.accuracy_pct <= 1.0
+    assert np.isfinite(scores.completeness_pct)
+    assert scores.completeness_ratio > 0.5  # a dense cloud, not a sparse one
+    assert result.num_points > 100_000
+
+
+@pytest.mark.slow
+def test_result_follows_the_backend_contract(scene8, known_run):
+    result, events = known_run
+    assert result.backend == 'classical'
+    per_view = [e.view_cloud for e in events if e.stage == 'view_points']
+    assert [c.view for c in per_view] == list(range(8))
+    np.testing.assert_array_equal(np.concatenate([c.points for c in per_view]), result.points)
+    np.testing.assert_array_equal(np.concatenate([c.colors for c in per_view]), result.colors)
+    np.testing.assert_array_equal(
+        np.concatenate([np.full(len(c.points), c.view) for c in per_view]), result.view_index)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {'features', 'matching', 'mapping', 'view_points', 'done'} <= {e.stage for e in events}
+    assert result.points.dtype == np.float32 and result.colors.dtype == np.uint8
+    assert np.isfinite(result.points).all()
+    assert ((result.confidence > 0) & (result.confidence < 1)).all()
+    np.testing.assert_allclose(result.poses_c2w[0], np.eye(4), atol=1e-9)
+    np.testing.assert_allclose(result.intrinsics, np.repeat(scene8.K[None], 8, 0))
+    np.testing.assert_array_equal(result.image_sizes, np.tile([640, 480], (8, 1)))
+    assert result.info['unregistered'] == [] and result.info['registered_views'] == 8
+    assert 'not metric' in result.info['unit']
+    assert result.timings['total'] > 0
+    # the cloud's colours are the scene's colours: compare with the pixel each point came from
+    K = scene8.K
+    cloud = result.view_cloud(3)
+    pose = result.poses_c2w[3]
+    cam = (cloud.points.astype(np.float64) - pose[:3, 3]) @ pose[:3, :3]
+    u = np.round(cam[:, 0] / cam[:, 2] * K[0, 0] + K[0, 2]).astype(int)
+    v = np.round(cam[:, 1] / cam[:, 2] * K[1, 1] + K[1, 2]).astype(int)
+    np.testing.assert_array_equal(scene8.images[3][v, u], cloud.colors)
+
+
+@pytest.mark.slow
+def test_unknown_intrinsics_are_estimated(scene8):
+    result = ClassicalBackend().reconstruct(scene8.frames(with_intrinsics=False))
+    scores = evaluate(result, scene8)
+    print(format_scores(scores))
+    assert scores.rotation_error_deg_max <= 2.0
+    assert 'estimated' in result.info['intrinsics']
+    focal = result.intrinsics[:, 0, 0]
+    np.testing.assert_allclose(focal, scene8.K[0, 0], rtol=0.03)
+
+
+@pytest.mark.parametrize('known', [True, False])
+def test_two_views_give_a_result(scene8, known):
+    pair = subset(scene8, [3, 4])
+    result = ClassicalBackend().reconstruct(pair.frames(with_intrinsics=known))
+    assert result.num_views == 2 and result.info['registered_views'] == 2
+    assert result.num_points > 10_000
+    scores = evaluate(result, pair)
+    print(format_scores(scores))
+    if known:
+        assert scores.rotation_error_deg_max <= 0.5
+        assert scores.accuracy_pct <= 1.0
+    else:
+        assert scores.rotation_error_deg_max <= 5.0
+
+
+def test_textureless_input_fails_clearly():
+    blank = make_scene(num_views=3, width=320, height=240, textured=False)
+    with pytest.raises(ReconstructionError, match='not enough texture.*frame_000.png'):
+        ClassicalBackend().reconstruct(blank.frames())
+
+
+def test_a_camera_that_did_not_move_fails_clearly(scene8):
+    frame = scene8.frames()[0]
+    twin = Frame(image=frame.image.copy(), name='twin.png', K=frame.K)
+    with pytest.raises(ReconstructionError, match='parallax'):
+        ClassicalBackend().reconstruct([frame, twin])
+
+
+def test_an_unregistered_view_keeps_its_slot(scene8):
+    small = make_scene(num_views=5, width=320, height=240, seed=0)
+    frames = small.frames()
+    noise = (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8)
+    result = ClassicalBackend().reconstruct(
+        [Frame(image=noise, name='noise.png', K=small.K)] + frames[2:])
+    assert result.num_views == 4
+    assert result.info['unregistered'] == ['noise.png']
+    assert result.info['reference_view'] == 1
+    assert np.isnan(result.poses_c2w[0]).all()
+    np.testing.assert_allclose(result.poses_c2w[1], np.eye(4), atol=1e-9)
+    assert not (result.view_index == 0).any() and result.num_points > 0
+
+
+def test_bad_input_names_the_frame():
+    img = np.zeros((48, 64, 3), np.uint8)
+    backend = ClassicalBackend()
+    with pytest.raises(ReconstructionError, match='at least 2 frames, got 1'):
+        backend.reconstruct([Frame(img, 'a.png')])
+    with pytest.raises(ReconstructionError, match=r'frame 1 \(b.png\).*uint8'):
+        backend.reconstruct([Frame(img, 'a.png'), Frame(img.astype(np.float32), 'b.png')])
+    with pytest.raises(ReconstructionError, match=r'frame 0 \(a.png\).*\[H, W, 3\]'):
+        backend.reconstruct([Frame(img[..., 0], 'a.png'), Frame(img, 'b.png')])
+    with pytest.raises(ReconstructionError, match='positive focal'):
+        backend.reconstruct([Frame(img, 'a.png', K=np.zeros((3, 3))), Frame(img, 'b.png')])
+    with pytest.raises(ValueError, match='max_features'):
+        ClassicalBackend(max_features=3)
+
+
+def test_factory_builds_it():
+    backend, reason = create_backend('classical')
+    assert isinstance(backend, ClassicalBackend) and backend.name == 'classical'
+    assert 'classical' in reason and 'COLMAP' in backend.describe()
+
+
+def test_never_imports_torch_even_while_reconstructing():
+    code = '\n'.join([
+        'import sys',
+        'from aetherscan_ros.backends.classical import ClassicalBackend',
+        'from aetherscan_ros.demo.scene import make_scene',
+        'scene = make_scene(num_views=2, width=320, height=240)',
+        'result = ClassicalBackend().reconstruct(scene.frames())',
+        'assert result.num_points > 0',
+        'assert "torch" not in sys.modules, "torch was imported"',
+        'print("ok", result.num_points)',
+    ])
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith('ok')
+
+
+def test_pycolmap_import_guard_keeps_png_and_zlib_working(tmp_path):
+    """pycolmap loaded first would break later zlib users; import_pycolmap must prevent it."""
+    code = '\n'.join([
+        'from aetherscan_ros.backends.classical_sfm import import_pycolmap',
+        'import sys',
+        'import_pycolmap()',
+        'assert "cv2" not in sys.modules and "PIL" not in sys.modules, "guard not exercised"',
+        'import gzip, zlib',
+        'import numpy as np',
+        'import cv2',
+        'from PIL import Image',
+        'img = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)',
+        f'assert cv2.imwrite({str(tmp_path / "a.png")!r}, img)',
+        f'Image.fromarray(img).save({str(tmp_path / "b.png")!r})',
+        'assert len(zlib.compress(img.tobytes())) > 0 and gzip.compress(b"x" * 99999)',
+        'print("ok")',
+    ])
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

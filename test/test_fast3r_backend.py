@@ -1,0 +1,181 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Fast3RBackend on a tiny random checkpoint: result layout, intrinsics, OOM fallback, errors."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from aetherscan_ros.backends import create_backend
+from aetherscan_ros.backends.base import (
+    BackendUnavailable, Frame, ReconstructionBackend, ReconstructionError)
+from aetherscan_ros.backends.fast3r import Fast3RBackend
+from aetherscan_ros.models.fast3r import RANDOM_LABEL, write_random_checkpoint
+from aetherscan_ros.models.fast3r.preprocess import preprocess_image
+from aetherscan_ros.torch_device import gpu_memory, resolve_precision, select_device
+
+
+@pytest.fixture(scope='module')
+def ckpt(tmp_path_factory):
+    return write_random_checkpoint(tmp_path_factory.mktemp('f3b') / 'tiny', 'tiny', seed=0)
+
+
+@pytest.fixture(scope='module')
+def backend(ckpt):
+    return Fast3RBackend(str(ckpt), device='cpu', size=64)
+
+
+def _frames(with_k=False):
+    rng = np.random.default_rng(7)
+    sizes = [(120, 160), (160, 120), (100, 100)]  # landscape, portrait, square (H, W)
+    frames = []
+    for i, (h, w) in enumerate(sizes):
+        k = np.array([[0.9 * w, 0, w / 2 - 3], [0, 0.9 * w, h / 2 + 2], [0, 0, 1]])
+        frames.append(Frame(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), f'cam{i}',
+                            K=k if with_k else None))
+    return frames
+
+
+def test_result_layout_events_and_label(backend):
+    assert isinstance(backend, ReconstructionBackend) and backend.name == 'fast3r'
+    assert backend.device == 'cpu' and RANDOM_LABEL in backend.describe()
+    events = []
+    frames = _frames()
+    result = backend.reconstruct(frames, events.append)
+    assert result.backend == 'fast3r' and result.info['model'] == RANDOM_LABEL
+    assert result.points.dtype == np.float32 and result.points.shape[1] == 3
+    assert result.colors.dtype == np.uint8 and result.confidence.dtype == np.float32
+    assert result.view_index.dtype == np.uint16
+    assert np.isfinite(result.points).all() and (result.confidence > 1).all()
+    assert result.poses_c2w.shape == (3, 4, 4) and result.intrinsics.shape == (3, 3, 3)
+    np.testing.assert_array_equal(result.image_sizes, [[160, 120], [120, 160], [100, 100]])
+    assert result.info['network_sizes'] == [[64, 48], [48, 64], [64, 48]]
+    # 10 % least confident pixels dropped per view
+    counts = np.bincount(result.view_index, minlength=3)
+    np.testing.assert_array_equal(counts, [int(64 * 48 * 0.9)] * 3)
+    views = [e.view_cloud for e in events if e.stage == 'view_points']
+    assert [v.view for v in views] == [0, 1, 2]
+    np.testing.assert_array_equal(np.concatenate([v.points for v in views]), result.points)
+    assert events[-1].stage == 'done' and events[-1].fraction == 1.0
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions)
+    # colours are the network's (resized, cropped) pixels of the same view
+    first = result.view_cloud(0)
+    palette = {tuple(c) for c in preprocess_image(frames[0].image, 64).rgb.reshape(-1, 3)}
+    assert all(tuple(c) in palette for c in first.colors)
+    # estimated intrinsics, mapped back to each input image: principal point near its centre
+    for (w, h), k in zip(result.image_sizes, result.intrinsics):
+        assert abs(k[0, 2] - w / 2) < 2 and abs(k[1, 2] - h / 2) < 2
+        assert k[0, 0] == pytest.approx(k[1, 1])
+    assert 'random weights' in result.info['warning']
+    assert set(result.timings) >= {'preprocess', 'forward', 'poses', 'points', 'total'}
+
+
+def test_deterministic_and_camera_info_is_used(backend):
+    a = backend.reconstruct(_frames())
+    b = backend.reconstruct(_frames())
+    np.testing.assert_array_equal(a.points, b.points)
+    assert a.info['image_ids'] == b.info['image_ids']
+    frames = _frames(with_k=True)
+    c = backend.reconstruct(frames)
+    assert c.info['focal_source'] == 'camera_info'
+    for frame, k in zip(frames, c.intrinsics):
+        np.testing.assert_allclose(k, frame.K, atol=1e-9)
+
+
+def test_global_points_without_filtering(ckpt):
+    b = Fast3RBackend(str(ckpt), device='cpu', size=64, points='global', conf_percentile=0,
+                      image_ids='sequential')
+    result = b.reconstruct(_frames()[:2])
+    assert result.num_points == 2 * 64 * 48 and result.info['image_ids'] == [0, 1]
+
+
+def test_out_of_memory_halves_chunks_then_moves_to_cpu(ckpt, monkeypatch, caplog):
+    b = Fast3RBackend(str(ckpt), device='cpu', size=64, head_chunk=4)
+    real = b._forward
+    calls = []
+
+    def fake(tensors, ids, chunk):
+        calls.append((b._device.type, chunk))
+        if b._device.type == 'cuda':
+            raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+        return real(tensors, ids, chunk)
+
+    b._device = torch.device('cuda')  # pretend: the fake forward never touches it
+    monkeypatch.setattr(b, '_forward', fake)
+    with caplog.at_level(logging.WARNING, logger='aetherscan_ros.backends.fast3r'):
+        result = b.reconstruct(_frames())
+    assert calls == [('cuda', 3), ('cuda', 1), ('cpu', 3)]
+    assert b.device == 'cpu' and result.info['device'] == 'cpu'
+    assert len(result.info['fallbacks']) == 2 and 'moving Fast3R to the CPU' in caplog.text
+    assert 'retrying with 1' in caplog.text
+
+
+def test_out_of_memory_on_cpu_and_other_errors(ckpt, monkeypatch):
+    b = Fast3RBackend(str(ckpt), device='cpu', size=64, head_chunk=2)
+
+    def oom(tensors, ids, chunk):
+        raise RuntimeError('DefaultCPUAllocator: not enough memory: you tried to allocate; '
+                           'out of memory')
+
+    monkeypatch.setattr(b, '_forward', oom)
+    with pytest.raises(ReconstructionError, match='out of memory on the CPU'):
+        b.reconstruct(_frames())
+
+    def broken(tensors, ids, chunk):
+        raise RuntimeError('something else')
+
+    monkeypatch.setattr(b, '_forward', broken)
+    with pytest.raises(RuntimeError, match='something else'):
+        b.reconstruct(_frames())
+
+
+def test_bad_input_is_named(backend):
+    frames = _frames()
+    with pytest.raises(ReconstructionError, match='at least 2 frames'):
+        backend.reconstruct(frames[:1])
+    bad = Frame(np.zeros((40, 60), np.uint8), 'cam9@1700000000')
+    with pytest.raises(ReconstructionError, match='cam9@1700000000: expected an RGB image'):
+        backend.reconstruct([frames[0], bad])
+    tiny = Frame(np.zeros((16, 16, 3), np.uint8), 'x')
+    with pytest.raises(ReconstructionError, match='at most 1000 views'):
+        backend.reconstruct([tiny] * 1001)
+
+
+def test_unavailable_weights_and_bad_options(ckpt, tmp_path):
+    with pytest.raises(BackendUnavailable, match='no such directory'):
+        Fast3RBackend(str(tmp_path / 'missing'), device='cpu')
+    with pytest.raises(BackendUnavailable, match='no such directory'):
+        create_backend('fast3r', model=str(tmp_path / 'missing'), device='cpu')
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    (broken / 'config.json').write_bytes((ckpt / 'config.json').read_bytes())
+    (broken / 'model.safetensors').write_bytes(b'garbage')
+    with pytest.raises(BackendUnavailable, match='checkpoint unusable: .*not a readable'):
+        Fast3RBackend(str(broken), device='cpu')
+    with pytest.raises(ValueError, match='multiple of 16'):
+        Fast3RBackend(str(ckpt), device='cpu', size=100)
+    with pytest.raises(ValueError, match='points must be one of'):
+        Fast3RBackend(str(ckpt), device='cpu', points='mesh')
+    backend, reason = create_backend('fast3r', model=str(ckpt), device='cpu',
+                                     options={'fast3r.size': 64})
+    assert reason.startswith('fast3r: ' + RANDOM_LABEL) and backend.size == 64
+
+
+def test_device_selection_on_this_machine():
+    assert select_device('cpu') == (torch.device('cpu'), torch.float32)
+    assert resolve_precision(torch.device('cpu'), 'bf16') == torch.float32
+    with pytest.raises(ValueError, match='precision'):
+        resolve_precision(torch.device('cpu'), 'int8')
+    with pytest.raises(ValueError, match="expected 'auto', 'cpu'"):
+        select_device('tpu')
+    device, dtype = select_device('auto')
+    if torch.cuda.is_available():
+        assert device.type == 'cuda' and dtype in (torch.bfloat16, torch.float16)
+        assert gpu_memory()['total'] > 0
+    else:
+        assert (device.type, dtype) == ('cpu', torch.float32) and gpu_memory() is None
+        with pytest.raises(BackendUnavailable, match='no CUDA device'):
+            select_device('cuda')
