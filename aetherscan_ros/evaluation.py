@@ -1,6 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Score a reconstruction against ground truth (poses and true surface samples).
+"""
+Score a reconstruction against ground truth (poses and true surface samples).
 
 The estimate lives in its own frame and scale (optical frame of its first view, arbitrary unit),
 so it is first brought onto the ground truth with a similarity transform (Sim(3)):
@@ -16,6 +17,9 @@ so it is first brought onto the ground truth with a similarity transform (Sim(3)
 Scores (all lengths in % of the ground truth's ``extent``, its bounding-box diagonal):
 
 * rotation error: geodesic angle between ``R_align @ R_est_i`` and ``R_gt_i`` (mean and max, deg);
+* relative rotation error: the largest angle between ``R_est_i^T R_est_j`` and
+  ``R_gt_i^T R_gt_j`` over view pairs; it needs no alignment, so it tells pose errors from an
+  ill-conditioned alignment (short, shallow camera arcs leave Umeyama's rotation loose);
 * camera-centre error: ``|s R c_est_i + t - c_gt_i|`` (mean and max);
 * accuracy: median distance of aligned cloud points to the nearest true surface sample;
 * completeness: median distance of true surface samples to the nearest cloud point, and the
@@ -47,6 +51,7 @@ class Scores:
     registered_views: int
     rotation_error_deg_mean: float
     rotation_error_deg_max: float
+    relative_rotation_error_deg_max: float
     center_error_pct_mean: float
     center_error_pct_max: float
     accuracy_pct: float
@@ -71,7 +76,8 @@ def _project_rotation(mat: np.ndarray) -> np.ndarray:
 
 def align_sim3(est_c2w: np.ndarray,
                gt_c2w: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray, str]:
-    """Return ``(s, R, t, method)`` mapping estimate to ground truth: ``x_gt ~ s R x_est + t``.
+    """
+    Return ``(s, R, t, method)`` mapping estimate to ground truth: ``x_gt ~ s R x_est + t``.
 
     ``est_c2w`` and ``gt_c2w`` are ``[N, 4, 4]`` camera-to-world poses of the same N >= 2 views.
     """
@@ -130,7 +136,8 @@ def _match_views(num_est: int, gt: DemoScene,
 def evaluate(result, scene_or_gt: Union[DemoScene, str, os.PathLike],
              image_names: Optional[Sequence[str]] = None, threshold_pct: float = 1.0,
              seed: int = 0) -> Scores:
-    """Score ``result`` against a :class:`DemoScene` or a ``write_scene`` directory.
+    """
+    Score ``result`` against a :class:`DemoScene` or a ``write_scene`` directory.
 
     ``result`` is a :class:`ReconstructionResult` or anything with ``points`` ``[N, 3]`` and
     ``poses_c2w`` ``[V, 4, 4]``.
@@ -152,6 +159,9 @@ def evaluate(result, scene_or_gt: Union[DemoScene, str, os.PathLike],
     if not extent > 0:
         raise ValueError('the ground truth has no surface samples (extent 0)')
     rot_err = rotation_angle_deg(R @ est_poses[ok, :3, :3], gt_poses[ok, :3, :3])
+    rel_est = np.einsum('iba,jbc->ijac', est_poses[ok, :3, :3], est_poses[ok, :3, :3])
+    rel_gt = np.einsum('iba,jbc->ijac', gt_poses[ok, :3, :3], gt_poses[ok, :3, :3])
+    rel_err = rotation_angle_deg(rel_est, rel_gt)
     centres = s * est_poses[ok, :3, 3] @ R.T + t
     cen_err = np.linalg.norm(centres - gt_poses[ok, :3, 3], axis=1) / extent * 100.0
     points = np.asarray(result.points, np.float64).reshape(-1, 3)
@@ -177,6 +187,7 @@ def evaluate(result, scene_or_gt: Union[DemoScene, str, os.PathLike],
     return Scores(num_views=len(est_poses), registered_views=int(ok.sum()),
                   rotation_error_deg_mean=float(rot_err.mean()),
                   rotation_error_deg_max=float(rot_err.max()),
+                  relative_rotation_error_deg_max=float(rel_err.max()),
                   center_error_pct_mean=float(cen_err.mean()),
                   center_error_pct_max=float(cen_err.max()),
                   accuracy_pct=accuracy, completeness_pct=completeness,
@@ -190,7 +201,8 @@ def format_scores(scores: Scores) -> str:
         f'views registered     {scores.registered_views}/{scores.num_views}  '
         f'(alignment: {scores.alignment}, scale {scores.scale:.4g})',
         f'rotation error       mean {scores.rotation_error_deg_mean:.3f} deg, '
-        f'max {scores.rotation_error_deg_max:.3f} deg',
+        f'max {scores.rotation_error_deg_max:.3f} deg (after alignment); relative, '
+        f'alignment-free: max {scores.relative_rotation_error_deg_max:.3f} deg',
         f'camera-centre error  mean {scores.center_error_pct_mean:.3f} %, '
         f'max {scores.center_error_pct_max:.3f} % of extent',
         f'cloud accuracy       {scores.accuracy_pct:.3f} % of extent (median distance of '

@@ -9,7 +9,8 @@ import numpy as np
 
 def umeyama(src: np.ndarray, dst: np.ndarray,
             with_scale: bool = True) -> Tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity ``dst ~ s * R @ src + t`` (Umeyama 1991).
+    """
+    Least-squares similarity ``dst ~ s * R @ src + t`` (Umeyama 1991).
 
     Parameters
     ----------

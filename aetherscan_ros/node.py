@@ -21,7 +21,7 @@ from geometry_msgs.msg import PoseArray
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -75,6 +75,9 @@ class _Camera:
         self.k_size: Tuple[int, int] = (0, 0)
         self.frame_id: Optional[str] = None
         self.received = 0
+        # One group per camera: its images and camera_info are handled in arrival order (one
+        # at a time); different cameras run in parallel on the executor's threads.
+        self.group = MutuallyExclusiveCallbackGroup()
 
 
 class AetherscanNode(Node):
@@ -112,7 +115,6 @@ class AetherscanNode(Node):
         self._jobs: 'queue.Queue' = queue.Queue()
         self._stop = threading.Event()
 
-        self._cb_inputs = ReentrantCallbackGroup()
         self._cb_services = MutuallyExclusiveCallbackGroup()
         self._cb_timers = MutuallyExclusiveCallbackGroup()
 
@@ -144,7 +146,7 @@ class AetherscanNode(Node):
             if cfg.use_camera_info:
                 cam.info_sub = self.create_subscription(
                     CameraInfo, cam.info_topic, lambda msg, c=cam: self._on_camera_info(msg, c),
-                    qos_profile_sensor_data, callback_group=self._cb_inputs,
+                    qos_profile_sensor_data, callback_group=cam.group,
                     qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self._ensure_subscriptions()
         self.create_timer(1.0, self._ensure_subscriptions, callback_group=self._cb_timers)
@@ -250,7 +252,7 @@ class AetherscanNode(Node):
                 cam.auto_reliability = profile.reliability.name.lower()
             cam.sub = self.create_subscription(
                 msg_type, cam.sub_topic, lambda msg, c=cam: self._on_image(msg, c), profile,
-                callback_group=self._cb_inputs,
+                callback_group=cam.group,
                 qos_overriding_options=QoSOverridingOptions(kinds),
                 event_callbacks=SubscriptionEventCallbacks(
                     incompatible_qos=lambda info, c=cam: self._warn_throttled(

@@ -1,6 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Benchmark of the classical backend: time, points and accuracy for 2/8/16 views at 640x480.
+"""
+Benchmark of the classical backend: time, points and accuracy for 2/8/16 views at 640x480.
 
 One demo-scene orbit of 16 views is rendered once; the 2- and 8-view cases are its first views
 (ground truth recomputed for the subset). Each case is reconstructed once with known intrinsics

@@ -27,6 +27,45 @@ REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_CPU = {(2, 384, 512): (20.5, 4.0), (4, 384, 512): (68.0, 4.75)}
 
 
+def _gemm_gflops(torch, device, seconds=1.0):
+    """Measure fp32 matmul throughput now (the machine may be shared: context for timings)."""
+    a = torch.randn(1536, 1024, device=device)
+    b = torch.randn(1024, 4096, device=device)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+    return 2 * 1536 * 1024 * 4096 * count / (time.perf_counter() - start) / 1e9
+
+
+def _time_parts(model, device):
+    """Accumulate seconds spent in the encoder, the fusion transformer and the two heads."""
+    import torch
+    parts = {}
+
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+
+    for name in ('encoder', 'decoder', 'downstream_head', 'downstream_head_local'):
+        module = getattr(model, name)
+        key = 'heads' if name.startswith('downstream') else name
+
+        def pre(_mod, _args, key=key):
+            sync()
+            parts[key + '_t0'] = time.perf_counter()
+
+        def post(_mod, _args, _out, key=key):
+            sync()
+            parts[key] = parts.get(key, 0.0) + time.perf_counter() - parts.pop(key + '_t0')
+
+        module.register_forward_pre_hook(pre)
+        module.register_forward_hook(post)
+    return parts
+
+
 def _child(spec):
     """Run one configuration in this process; return a dict of measurements."""
     import resource
@@ -50,7 +89,9 @@ def _child(spec):
     build_s = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(0)
     imgs = (torch.rand(spec['views'], 3, spec['h'], spec['w'], generator=gen) * 2 - 1).to(device)
+    parts = _time_parts(model, device)
     times = []
+    gflops = [_gemm_gflops(torch, device)]
     for i in range(spec['warmup'] + spec['repeats']):
         if device.type == 'cuda':
             torch.cuda.synchronize()
@@ -61,9 +102,14 @@ def _child(spec):
             torch.cuda.synchronize()
         if i >= spec['warmup']:
             times.append(time.perf_counter() - t)
+        else:
+            parts.clear()
+    gflops.append(_gemm_gflops(torch, device))
     assert torch.isfinite(out['pts3d_in_other_view']).all()
     result = {'times': times, 'build_s': build_s, 'threads': torch.get_num_threads(),
               'dtype': str(dtype).replace('torch.', ''), 'device': str(device),
+              'gemm_gflops': [round(g, 1) for g in gflops], 'loadavg': os.getloadavg()[0],
+              'parts_s': {k: round(v / len(times), 2) for k, v in parts.items()},
               'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
     if device.type == 'cuda':
         result['peak_gpu_gb'] = torch.cuda.max_memory_allocated(device) / 1024 ** 3
@@ -108,9 +154,12 @@ def run(quick: bool = False) -> list:
         ref_s, ref_gb = UPSTREAM_CPU.get((views, h, w), (None, None)) if device == 'cpu' \
             else (None, None)
         size = f'{views} views {w}x{h}'
-        where = f"{res['device']} {res['dtype']}, {res['threads']} threads"
+        where = (f"{res['device']} {res['dtype']}, {res['threads']} threads, fp32 GEMM "
+                 f"{res['gemm_gflops'][0]:.0f}/{res['gemm_gflops'][1]:.0f} GFLOP/s before/after, "
+                 f"load {res['loadavg']:.1f}")
         if 'gpu' in res:
             where += f", {res['gpu']}"
+        where += f", parts (s) {res['parts_s']}"
         rows.append({
             'group': 'fast3r', 'what': 'forward ViT-L/512 (random weights)', 'size': size,
             'median_s': round(median, 3), 'throughput': f'{views / median:.2f} views/s',

@@ -34,7 +34,10 @@ if 'AETHERSCAN_TEST_DOMAIN_HELD' not in os.environ:
     os.environ['ROS_DOMAIN_ID'] = str(_DOMAIN)
     os.environ['AETHERSCAN_TEST_DOMAIN_HELD'] = '1'
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ['ROS_LOCALHOST_ONLY'] = '1' if os.environ.get('ROS_DISTRO') in ('humble',) else '0'
+if os.environ.get('ROS_DISTRO') == 'humble':
+    os.environ['ROS_LOCALHOST_ONLY'] = '1'  # Humble predates ROS_AUTOMATIC_DISCOVERY_RANGE
+else:
+    os.environ.pop('ROS_LOCALHOST_ONLY', None)  # deprecated on Jazzy, ignored by Kilted
 os.environ.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='aetherscan_roslog_'))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')  # tests never download
 os.environ.setdefault('PYTHONUNBUFFERED', '1')
@@ -44,7 +47,7 @@ os.environ.setdefault('PYTHONUNBUFFERED', '1')
 def shared_dir():
     """Return ``../shared`` (team fixtures) or skip when this checkout has none beside it."""
     if not SHARED.is_dir():
-        pytest.skip(f'{SHARED} is absent: the team fixtures (fast3r parity, ros_on_pip) live there')
+        pytest.skip(f'{SHARED} is absent: team fixtures (fast3r parity, ros_on_pip) live there')
     return SHARED
 
 

@@ -168,7 +168,7 @@ def test_never_imports_torch_even_while_reconstructing():
 
 
 def test_pycolmap_import_guard_keeps_png_and_zlib_working(tmp_path):
-    """pycolmap loaded first would break later zlib users; import_pycolmap must prevent it."""
+    """Import pycolmap via the guard first: later PNG/zlib users must keep working."""
     code = '\n'.join([
         'from aetherscan_ros.backends.classical_sfm import import_pycolmap',
         'import sys',

@@ -83,8 +83,8 @@ def test_known_errors_are_reported():
     est = _to_estimate(gt.poses_c2w, surface, 1.0, np.eye(3), np.zeros(3))
     # rotate one camera by 1 degree about its optical axis: 1 deg error on that view only
     c, s = np.cos(np.radians(1.0)), np.sin(np.radians(1.0))
-    est.poses_c2w[2, :3, :3] = est.poses_c2w[2, :3, :3] @ np.array([[c, -s, 0], [s, c, 0],
-                                                                     [0, 0, 1]])
+    spin = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    est.poses_c2w[2, :3, :3] = est.poses_c2w[2, :3, :3] @ spin
     # push every point 2 cm off the surface: accuracy = 2 cm in % of the extent
     est.points = surface + np.array([0.0, 0.0, 0.02])
     scores = evaluate(est, gt)
@@ -92,6 +92,7 @@ def test_known_errors_are_reported():
     assert scores.extent == pytest.approx(extent, rel=1e-3)
     assert scores.rotation_error_deg_max == pytest.approx(1.0, abs=1e-6)
     assert scores.rotation_error_deg_mean == pytest.approx(1.0 / 6, abs=1e-6)
+    assert scores.relative_rotation_error_deg_max == pytest.approx(1.0, abs=1e-6)
     assert scores.accuracy_pct == pytest.approx(2.0 / extent, rel=0.05)
     # half of the surface is missing: median completeness distance grows, ratio drops
     half = SimpleNamespace(poses_c2w=est.poses_c2w, points=surface[surface[:, 0] < 2.0])

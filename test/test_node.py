@@ -87,9 +87,16 @@ def _event_names(monitor, recon=None):
 
 def _check_chunks_equal_cloud(monitor, complete):
     recon = complete['reconstruction']
+
+    def cloud_stamp():
+        stamp = monitor.cloud_msg.header.stamp
+        return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+    # ~/cloud of this reconstruction: its stamp is the one in reconstruction_complete
     assert monitor.spin_until(
         lambda: recon in monitor.assembled and monitor.cloud is not None and
-        len(monitor.cloud) == complete['total_points'], 60.0), 'chunks or ~/cloud missing'
+        cloud_stamp() == complete['stamp_ns'], 60.0), 'chunks or ~/cloud missing'
+    assert len(monitor.cloud) == complete['total_points']
     streamed = monitor.assembled[recon]
     chunks = [info for info, _ in monitor.chunks if info is not None and info.recon == recon]
     assert len(chunks) == complete['chunks'] and chunks[-1].last
@@ -111,15 +118,22 @@ def _pose_of(pose_msg):
 
 
 def _check_frames(monitor, views, world, prefix, stamp_ns, view0_identity=True):
-    assert monitor.spin_until(lambda: len(monitor.tf) == views and monitor.poses is not None
-                              and monitor.markers is not None, 30.0)
+    def ns(stamp):
+        return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+    def arrived():  # TF, poses and markers of this reconstruction (not an earlier one)
+        return (len(monitor.tf) == views and monitor.poses is not None and
+                monitor.markers is not None and
+                all(ns(t.header.stamp) == stamp_ns for t in monitor.tf.values()) and
+                ns(monitor.poses.header.stamp) == stamp_ns and
+                ns(monitor.markers.markers[-1].header.stamp) == stamp_ns)
+
+    assert monitor.spin_until(arrived, 30.0)
     assert sorted(monitor.tf) == sorted(f'{prefix}camera_{i}_optical' for i in range(views))
     assert all(t.header.frame_id == world for t in monitor.tf.values())
     tf_poses = monitor.view_poses(prefix)
     if view0_identity:  # world = optical frame of view 0 (a trained model or classical)
         assert np.allclose(tf_poses[0], np.eye(4), atol=1e-6)
-    stamp = monitor.tf[f'{prefix}camera_0_optical'].header.stamp
-    assert stamp.sec * 1_000_000_000 + stamp.nanosec == stamp_ns
     pose_array = np.stack([_pose_of(p) for p in monitor.poses.poses])
     assert monitor.poses.header.frame_id == world
     assert np.allclose(pose_array, tf_poses, atol=1e-9)

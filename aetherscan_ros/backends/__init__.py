@@ -1,6 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Reconstruction backends and the one place that chooses between them.
+"""
+Reconstruction backends and the one place that chooses between them.
 
 ``fast3r``: the learned multi-view model (needs torch and the user's checkpoint).
 ``classical``: COLMAP/OpenCV structure-from-motion plus dense stereo (no weights, no torch).
@@ -22,7 +23,8 @@ _LOG = logging.getLogger(__name__)
 def create_backend(kind: str, model: str = '', device: str = 'auto',
                    options: Optional[Mapping[str, object]] = None
                    ) -> Tuple[ReconstructionBackend, str]:
-    """Build a backend; return ``(backend, reason)``.
+    """
+    Build a backend; return ``(backend, reason)``.
 
     ``reason`` says why this backend was chosen (for ``auto``: why Fast3R was or was not
     usable). ``options`` are passed to the backend's constructor as keyword arguments

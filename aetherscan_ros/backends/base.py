@@ -1,6 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The reconstruction-backend protocol: frames in, a result dataclass out.
+"""
+The reconstruction-backend protocol: frames in, a result dataclass out.
 
 Everything here is ROS-free and torch-free. Backends import their heavy dependencies lazily.
 
@@ -16,7 +17,7 @@ Conventions shared by every backend:
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Callable, Dict, Mapping, Optional, Protocol, runtime_checkable, Sequence
 
 import numpy as np
 
@@ -31,7 +32,8 @@ class BackendUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Frame:
-    """One camera image handed to a backend.
+    """
+    One camera image handed to a backend.
 
     Attributes
     ----------
@@ -62,7 +64,8 @@ class Frame:
 
 @dataclass(frozen=True)
 class ViewCloud:
-    """The points contributed by one view, reported as soon as they are ready.
+    """
+    The points contributed by one view, reported as soon as they are ready.
 
     ``points`` ``[M, 3]`` float32 in the world frame, ``colors`` ``[M, 3]`` uint8 RGB,
     ``confidence`` ``[M]`` float32 (higher is better; backend-specific scale).
@@ -76,7 +79,8 @@ class ViewCloud:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """Progress of a running reconstruction.
+    """
+    Progress of a running reconstruction.
 
     ``stage`` is a short machine-readable word (``preprocess``, ``forward``, ``poses``,
     ``features``, ``matching``, ``mapping``, ``densify``, ``view_points``, ``done``);
@@ -94,7 +98,8 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 @dataclass(frozen=True)
 class ReconstructionResult:
-    """What a backend returns.
+    """
+    What a backend returns.
 
     Attributes
     ----------
@@ -181,7 +186,8 @@ def result_from_view_clouds(
 
 @runtime_checkable
 class ReconstructionBackend(Protocol):
-    """A reconstruction backend.
+    """
+    A reconstruction backend.
 
     ``name`` is what the node reports. ``reconstruct`` must raise :class:`ReconstructionError`
     for input it cannot handle (with a reason naming the offending frame where possible), emit

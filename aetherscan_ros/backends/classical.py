@@ -1,6 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The ``classical`` backend: a real reconstruction without weights, GPU or torch.
+"""
+The ``classical`` backend: a real reconstruction without weights, GPU or torch.
 
 Pipeline: COLMAP (pycolmap) SIFT features, exhaustive (or, for many views, sequential) matching
 with geometric verification and incremental mapping with bundle adjustment; a direct two-view
@@ -75,7 +76,8 @@ def validate_frames(frames: Sequence[Frame]) -> None:
 
 
 class ClassicalBackend:
-    """COLMAP structure-from-motion + OpenCV dense stereo, on the CPU, without torch.
+    """
+    COLMAP structure-from-motion + OpenCV dense stereo, on the CPU, without torch.
 
     Options (all keyword, all optional): ``max_features`` (SIFT per image, 4096),
     ``min_features`` (below this a view counts as textureless, 80), ``dense`` (True),
@@ -184,7 +186,7 @@ class ClassicalBackend:
                            f'({names[sparse.reference_view]})',
             'intrinsics': ('known (camera_info), fixed' if all(known) else
                            'estimated by COLMAP (SIMPLE_PINHOLE)' if not any(known) else
-                           'mixed: known where given, fixed for all (unknown ones not refined)'),
+                           'mixed: known ones fixed, the others estimated by COLMAP'),
             'points_per_view': [int(len(c.points)) for c in clouds],
             'confidence': 'quality score in (0, 1): agreeing stereo pairs / pairs tried * '
                           'disparity / (disparity + 8 px); 0.05 for sparse-only points',

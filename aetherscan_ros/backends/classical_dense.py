@@ -1,6 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Dense depth for the classical backend: rectified pairs, OpenCV StereoSGBM, consistency fusion.
+"""
+Dense depth for the classical backend: rectified pairs, OpenCV StereoSGBM, consistency fusion.
 
 For each registered view ``i`` the best one or two partner views are chosen from the sparse
 model (most shared SIFT tracks with a usable triangulation angle, baseline not along the viewing
@@ -161,7 +162,8 @@ def pair_depth(img_i: np.ndarray, img_j: np.ndarray, K_i: np.ndarray, K_j: np.nd
                pose_i: np.ndarray, pose_j: np.ndarray, sparse_i: np.ndarray,
                grid_u: np.ndarray, grid_v: np.ndarray,
                opts: DenseOptions) -> Tuple[np.ndarray, np.ndarray]:
-    """Depth of view i's pixels ``(grid_u, grid_v)`` from the stereo pair (i, j).
+    """
+    Depth of view i's pixels ``(grid_u, grid_v)`` from the stereo pair (i, j).
 
     Images are ``[H, W, 3]`` uint8, poses ``[4, 4]`` camera-to-world, ``sparse_i`` ``[P, 3]``
     world points seen by view i (sets the disparity search range). Returns ``(depth, disparity)``
@@ -216,7 +218,8 @@ def densify_view(view: int, images: Sequence[np.ndarray], Ks: Sequence[np.ndarra
                  poses: np.ndarray, sparse_points: np.ndarray,
                  observers: Sequence[np.ndarray], neighbors: Sequence[int],
                  opts: DenseOptions) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(points [N, 3] float32, colors [N, 3] uint8, quality [N] float32)`` of one view.
+    """
+    Return ``(points [N, 3] float32, colors [N, 3] uint8, quality [N] float32)`` of one view.
 
     ``images``/``Ks`` are at the working resolution; ``poses`` ``[V, 4, 4]`` camera-to-world.
     """

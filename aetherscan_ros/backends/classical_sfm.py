@@ -1,6 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Sparse structure-from-motion for the classical backend: COLMAP via pycolmap, OpenCV fallback.
+"""
+Sparse structure-from-motion for the classical backend: COLMAP via pycolmap, OpenCV fallback.
 
 COLMAP does the heavy lifting (SIFT extraction, exhaustive or sequential matching with geometric
 verification, incremental mapping with bundle adjustment). When COLMAP's mapper cannot initialise a
@@ -47,7 +48,8 @@ class SfmOptions:
 
 @dataclass
 class SparseModel:
-    """Sparse reconstruction in the output frame.
+    """
+    Sparse reconstruction in the output frame.
 
     ``poses_c2w`` ``[V, 4, 4]`` (NaN for unregistered views), ``intrinsics`` ``[V, 3, 3]``
     (OpenCV convention, input image size), ``registered`` ``[V]`` bool, ``points`` ``[P, 3]``,
@@ -66,7 +68,8 @@ class SparseModel:
 
 
 def import_pycolmap():
-    """Import and return pycolmap without breaking zlib users loaded after it.
+    """
+    Import and return pycolmap without breaking zlib users loaded after it.
 
     The pycolmap 4.2.1 wheel carries its own zlib; when pycolmap is the first library in the
     process to bring zlib, later deflate users (``cv2.imwrite`` of PNG, Pillow, Python's
@@ -113,7 +116,8 @@ def guess_intrinsics(width: int, height: int) -> np.ndarray:
 def run_sfm(images: Sequence[np.ndarray], Ks: Sequence[Optional[np.ndarray]],
             cameras: Sequence[str], names: Sequence[str], workdir: Path, opts: SfmOptions,
             report: Callable[[str, float, str], None]) -> SparseModel:
-    """Estimate poses (and intrinsics where unknown) and sparse points for ``images``.
+    """
+    Estimate poses (and intrinsics where unknown) and sparse points for ``images``.
 
     ``images``: ``[H, W, 3]`` uint8 RGB arrays; ``Ks``: ``[3, 3]`` or None per view (OpenCV
     convention); ``names`` label views in error messages. ``report(stage, fraction, message)``
@@ -148,6 +152,7 @@ def run_sfm(images: Sequence[np.ndarray], Ks: Sequence[Optional[np.ndarray]],
                                   device=device)
     with pycolmap.Database.open(db_path) as db:
         id_of = {img.name: img.image_id for img in db.read_all_images()}
+        camera_of = {img.name: img.camera_id for img in db.read_all_images()}
         counts = np.array([db.num_keypoints_for_image(id_of[f]) for f in files])
     poor = [f'{names[i]} ({counts[i]} features)' for i in range(num)
             if counts[i] < opts.min_features]
@@ -179,6 +184,10 @@ def run_sfm(images: Sequence[np.ndarray], Ks: Sequence[Optional[np.ndarray]],
     pipeline = pycolmap.IncrementalPipelineOptions()
     known = all(K is not None for K in Ks)
     pipeline.ba_refine_focal_length = not known
+    if not known:  # mixed input: keep the cameras whose K was given fixed
+        fixed = {int(camera_of[f]) for f, K in zip(files, Ks) if K is not None}
+        pipeline.constant_cameras = fixed
+        pipeline.mapper.constant_cameras = fixed
     pipeline.ba_refine_principal_point = False
     pipeline.ba_refine_extra_params = False
     pipeline.min_model_size = 2
@@ -274,7 +283,8 @@ def _from_colmap(rec, files: Sequence[str], images, Ks) -> SparseModel:
 
 def _two_view_fallback(db_path: Path, files, images, Ks, names,
                        opts: SfmOptions) -> SparseModel:
-    """Reconstruct the best verified pair: COLMAP relative pose (LO-RANSAC + refinement).
+    """
+    Reconstruct the best verified pair: COLMAP relative pose (LO-RANSAC + refinement).
 
     Used when the incremental mapper cannot initialise (typically two views whose parallax is
     below its initialisation threshold). Points are triangulated linearly with OpenCV.
@@ -356,6 +366,11 @@ def _two_view_fallback(db_path: Path, files, images, Ks, names,
                       'COLMAP two-view relative pose (LO-RANSAC + refinement)')
     model.info['two_view_pair'] = [int(a), int(b)]
     model.info['median_parallax_deg'] = median_parallax
+    if Ks[a] is None or Ks[b] is None:
+        model.info['warning'] = ("two views cannot determine the focal length: COLMAP's prior "
+                                 '(1.2 x the longest image side) was used, so the cloud is '
+                                 'distorted unless it happens to be right; give the intrinsics '
+                                 '(camera_info / --intrinsics) or more views')
     return model
 
 

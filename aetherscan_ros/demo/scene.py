@@ -1,6 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""A textured synthetic room rendered by numpy ray casting, with exact ground truth.
+"""
+A textured synthetic room rendered by numpy ray casting, with exact ground truth.
 
 The scene is a closed room (floor, ceiling, four walls) holding a table with two boxes on it and
 two boxes on the floor, every surface an axis-aligned box face. Each surface carries its own
@@ -48,7 +49,8 @@ _MAX_SAMPLES = 400_000
 
 @dataclass(frozen=True)
 class DemoScene:
-    """A rendered scene with its ground truth.
+    """
+    A rendered scene with its ground truth.
 
     Attributes
     ----------
@@ -324,7 +326,8 @@ def _extent(samples: np.ndarray) -> float:
 
 def make_scene(num_views: int = 8, width: int = 640, height: int = 480, seed: int = 0,
                path: str = 'orbit', textured: bool = True) -> DemoScene:
-    """Render the demo room from ``num_views`` cameras along ``path`` (``orbit`` or ``robot``).
+    """
+    Render the demo room from ``num_views`` cameras along ``path`` (``orbit`` or ``robot``).
 
     ``orbit`` circles the table 8 degrees apart at 2.4 m, looking at it from 1.55 m height;
     ``robot`` drives a camera at 0.45 m height sideways past the furniture, 15 cm per view.
@@ -366,7 +369,8 @@ def make_scene(num_views: int = 8, width: int = 640, height: int = 480, seed: in
 
 
 def write_scene(scene: DemoScene, out_dir: Union[str, os.PathLike]) -> Path:
-    """Write images (PNG), depths (uint16 PNG, mm), samples (.npy) and ``ground_truth.json``.
+    """
+    Write images (PNG), depths (uint16 PNG, mm), samples (.npy) and ``ground_truth.json``.
 
     Returns the path of ``ground_truth.json``. The JSON is written last (temp file + rename), so a
     directory holding it is complete.
@@ -405,7 +409,8 @@ def write_scene(scene: DemoScene, out_dir: Union[str, os.PathLike]) -> Path:
 
 
 def load_scene(directory: Union[str, os.PathLike], load_images: bool = True) -> DemoScene:
-    """Read a directory written by :func:`write_scene`; raise ``ValueError`` naming what is wrong.
+    """
+    Read a directory written by :func:`write_scene`; raise ``ValueError`` naming what is wrong.
 
     ``load_images=False`` skips the RGB images (evaluation needs only poses and surfaces).
     """
