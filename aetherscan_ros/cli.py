@@ -514,7 +514,8 @@ def doctor_report(model: str = '', device: str = 'auto') -> Tuple[List[str], boo
     classical_ok = True
     try:
         import cv2
-        import pycolmap
+        from aetherscan_ros.backends.classical_sfm import import_pycolmap
+        pycolmap = import_pycolmap()  # never import pycolmap directly: see import_pycolmap
         lines.append(_check('ok', f'classical backend: pycolmap {pycolmap.__version__}, '
                             f'OpenCV {cv2.__version__}'))
     except Exception as exc:  # noqa: B902
