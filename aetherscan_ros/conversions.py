@@ -108,9 +108,15 @@ def image_to_rgb(msg, max_side: int = 16384) -> np.ndarray:
     _check_size(width, height, max_side)
     encoding = msg.encoding
     if encoding not in ENCODINGS:
+        what = ''
+        if encoding.startswith(('32F', '64F', '16F', '32S')):
+            what = ' (a float/integer image is a depth or disparity map, not a camera image)'
         raise ConversionError(
-            f'unsupported encoding {encoding!r} (supported: {", ".join(ENCODINGS)})')
+            f'unsupported encoding {encoding!r}{what} (supported: {", ".join(ENCODINGS)})')
     channels, depth, order = ENCODINGS[encoding]
+    if order in ('uyvy', 'yuyv') and width % 2:
+        raise ConversionError(f'{encoding} needs an even width (2 pixels share U and V), '
+                              f'got {width}')
     row = width * channels * depth
     if step < row:
         raise ConversionError(

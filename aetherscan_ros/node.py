@@ -11,9 +11,12 @@ stay responsive during a reconstruction. See the README's node section for the t
 parameters and policies.
 """
 
+import os
 import queue
+import re
 import threading
 import time
+import traceback
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -27,7 +30,8 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
-    DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
+    DurabilityPolicy, HistoryPolicy, qos_policy_name_from_kind, qos_profile_sensor_data,
+    QoSProfile, ReliabilityPolicy)
 from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
@@ -43,6 +47,10 @@ from aetherscan_ros.msg_cloud import make_cloud_msg
 
 NODE_NAME = 'aetherscan_node'
 LOG_THROTTLE_S = 5.0
+# Header stamps further than this ahead of the node's clock are refused: one such frame would
+# stamp the cloud and TF in the future and make the camera's next good frames look backwards.
+MAX_FUTURE_STAMP_S = 60.0
+_THROTTLE_KEYS_MAX = 512  # distinct (topic, reason) throttle entries kept before pruning
 EVENT_HISTORY = 100  # ~/events is transient-local: a late subscriber gets the recent events
 
 
@@ -75,6 +83,11 @@ class _Camera:
         self.k_size: Tuple[int, int] = (0, 0)
         self.frame_id: Optional[str] = None
         self.received = 0
+        self.rejected = 0
+        self.qos_incompatible = 0
+        self.size: Optional[Tuple[int, int]] = None
+        self.last_time: Optional[float] = None  # monotonic time of the last image (any)
+        self.silence_warned = False  # the current silence period was reported already
         # One group per camera: its images and camera_info are handled in arrival order (one
         # at a time); different cameras run in parallel on the executor's threads.
         self.group = MutuallyExclusiveCallbackGroup()
@@ -97,8 +110,12 @@ class AetherscanNode(Node):
             'frames_received': 0, 'invalid_frames': 0, 'camera_info_rejected': 0,
             'frame_id_changes': 0, 'reconstructions_started': 0, 'reconstructions_ok': 0,
             'reconstructions_failed': 0, 'last_duration_s': 0.0, 'last_points': 0,
-            'chunks_published': 0}
-        self._throttle: Dict[Tuple[str, str], Tuple[float, int]] = {}
+            'chunks_published': 0, 'stamp_future': 0, 'size_changes': 0,
+            'camera_size_mismatches': 0, 'qos_incompatible': 0, 'callback_errors': 0,
+            'saves_ok': 0, 'saves_failed': 0}
+        self._throttle: Dict[Tuple[str, ...], Tuple[float, int]] = {}
+        self._size_notes: set = set()  # (camera, size, other camera, other size) reported
+        self._saved: Dict[int, str] = {}  # reconstruction id -> directory ~/save wrote
         self._recon_id = 0
         self._busy = False
         self._auto_blocked = False
@@ -132,11 +149,10 @@ class AetherscanNode(Node):
         self._pub_tf_static = self.create_publisher(TFMessage, '/tf_static', _reliable(1, True))
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', _reliable(10))
 
-        self.create_service(Trigger, '~/reconstruct', self._srv_reconstruct,
-                            callback_group=self._cb_services)
-        self.create_service(Trigger, '~/reset', self._srv_reset,
-                            callback_group=self._cb_services)
-        self.create_service(Trigger, '~/save', self._srv_save, callback_group=self._cb_services)
+        for name, handler in (('reconstruct', self._srv_reconstruct),
+                              ('reset', self._srv_reset), ('save', self._srv_save)):
+            self.create_service(Trigger, f'~/{name}', self._guarded(f'~/{name}', handler, True),
+                                callback_group=self._cb_services)
 
         info_topics = cfg.info_topics()
         self._cameras: List[_Camera] = [
@@ -145,13 +161,16 @@ class AetherscanNode(Node):
         for cam in self._cameras:
             if cfg.use_camera_info:
                 cam.info_sub = self.create_subscription(
-                    CameraInfo, cam.info_topic, lambda msg, c=cam: self._on_camera_info(msg, c),
+                    CameraInfo, cam.info_topic, self._guarded(
+                        cam.info_topic, lambda msg, c=cam: self._on_camera_info(msg, c)),
                     qos_profile_sensor_data, callback_group=cam.group,
                     qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self._ensure_subscriptions()
-        self.create_timer(1.0, self._ensure_subscriptions, callback_group=self._cb_timers)
-        self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics,
-                                             callback_group=self._cb_timers)
+        self.create_timer(1.0, self._guarded('subscription check', self._ensure_subscriptions),
+                          callback_group=self._cb_timers)
+        self._diag_timer = self.create_timer(
+            cfg.diagnostics_period, self._guarded('diagnostics', self._publish_diagnostics),
+            callback_group=self._cb_timers)
         self._period_timer = None
         self._configure_period_timer()
 
@@ -194,6 +213,9 @@ class AetherscanNode(Node):
         """Log ``text`` at most once per ``period`` s per key, with the suppressed count."""
         now = time.monotonic()
         with self._state_lock:
+            if len(self._throttle) > _THROTTLE_KEYS_MAX:  # bound memory under odd input
+                self._throttle = {k: v for k, v in self._throttle.items()
+                                  if now - v[0] < LOG_THROTTLE_S}
             last, suppressed = self._throttle.get(key, (-1e9, 0))
             if now - last < period:
                 self._throttle[key] = (last, suppressed + 1)
@@ -201,6 +223,31 @@ class AetherscanNode(Node):
             self._throttle[key] = (now, 0)
         more = f' ({suppressed} similar suppressed)' if suppressed else ''
         self.get_logger().warning(text + more)
+
+    def _guarded(self, what: str, handler, service: bool = False):
+        """
+        Wrap a callback so that an unexpected exception is logged and counted, never raised.
+
+        rclpy's executors re-raise callback exceptions from ``spin()``, which would end the
+        node. A service handler returns ``success=False`` with the reason instead.
+        """
+        def run(*args):
+            try:
+                return handler(*args)
+            except Exception as exc:  # noqa: B902 - the node must outlive any single message
+                self._count('callback_errors')
+                self._warn_throttled(
+                    ('callback', what, type(exc).__name__),
+                    f'{what}: unexpected {type(exc).__name__} in the callback: {exc} (ignored, '
+                    'the node keeps running; details at debug level)')
+                self.get_logger().debug(traceback.format_exc())
+                if service:
+                    response = args[1]
+                    response.success = False
+                    response.message = f'{what} failed: {type(exc).__name__}: {exc}'
+                    return response
+                return None
+        return run
 
     def _count(self, key: str, amount: int = 1):
         with self._state_lock:
@@ -251,33 +298,58 @@ class AetherscanNode(Node):
             else:
                 cam.auto_reliability = profile.reliability.name.lower()
             cam.sub = self.create_subscription(
-                msg_type, cam.sub_topic, lambda msg, c=cam: self._on_image(msg, c), profile,
-                callback_group=cam.group,
+                msg_type, cam.sub_topic,
+                self._guarded(cam.sub_topic, lambda msg, c=cam: self._on_image(msg, c)),
+                profile, callback_group=cam.group,
                 qos_overriding_options=QoSOverridingOptions(kinds),
                 event_callbacks=SubscriptionEventCallbacks(
-                    incompatible_qos=lambda info, c=cam: self._warn_throttled(
-                        (c.sub_topic, 'qos'),
-                        f'{c.sub_topic}: a publisher has incompatible QoS '
-                        f'(policy {info.last_policy_kind}); no images arrive from it. Set '
-                        'image_qos to auto or sensor_data.')))
+                    incompatible_qos=lambda info, c=cam: self._on_incompatible_qos(info, c)))
             cam.qos_name = name
             self.get_logger().info(f'subscribed to {cam.sub_topic} with {name} QoS')
+
+    def _on_incompatible_qos(self, info, cam: _Camera):
+        """Warn (throttled) and count: a publisher on the topic can never reach us."""
+        self._count('qos_incompatible')
+        cam.qos_incompatible += 1
+        try:
+            policy = qos_policy_name_from_kind(info.last_policy_kind)
+        except (ValueError, KeyError):
+            policy = str(info.last_policy_kind)
+        hint = ('set image_qos to auto or sensor_data' if self.config.image_qos == 'reliable'
+                else 'make the publisher and this subscription agree on that policy')
+        self._warn_throttled(
+            (cam.sub_topic, 'qos'),
+            f'{cam.sub_topic}: a publisher has QoS incompatible with this subscription '
+            f'(policy {policy}, {info.total_count} incompatible match(es) so far); none of its '
+            f'images arrive. Fix: {hint} (`ros2 topic info -v {cam.sub_topic}` shows both).')
 
     def _on_camera_info(self, msg, cam: _Camera):
         try:
             k, size = conversions.camera_info_to_k(msg)
         except conversions.ConversionError as exc:
             self._count('camera_info_rejected')
-            self._warn_throttled((cam.info_topic, 'info'), f'{cam.info_topic}: ignored: {exc}')
+            self._warn_throttled((cam.info_topic, 'info', _reason_kind(exc)),
+                                 f'{cam.info_topic}: ignored: {exc}')
             return
         cam.k, cam.k_size = k, size
 
     def _on_image(self, msg, cam: _Camera):
         self._count('frames_received')
         cam.received += 1
-        self._last_frame_time = time.monotonic()
-        stamp_ns = conversions.stamp_to_ns(msg.header.stamp) or \
-            self.get_clock().now().nanoseconds
+        now = time.monotonic()
+        self._last_frame_time = cam.last_time = now
+        cam.silence_warned = False
+        clock_ns = self.get_clock().now().nanoseconds
+        stamp_ns = conversions.stamp_to_ns(msg.header.stamp) or clock_ns
+        if clock_ns > 0 and stamp_ns - clock_ns > MAX_FUTURE_STAMP_S * 1e9:
+            self._count('stamp_future')
+            cam.rejected += 1
+            self._warn_throttled(
+                (cam.sub_topic, 'future'),
+                f'{cam.sub_topic}: rejected: header stamp is {(stamp_ns - clock_ns) / 1e9:.0f} s '
+                f'ahead of the node clock (limit {MAX_FUTURE_STAMP_S:.0f} s); check the clock '
+                'synchronisation of the camera host (or use_sim_time)')
+            return
         skip = self._buffer.precheck(cam.image_topic, stamp_ns)
         if skip is not None:
             self._buffer.note_skipped(cam.image_topic, skip)
@@ -293,8 +365,12 @@ class AetherscanNode(Node):
                 rgb = conversions.image_to_rgb(msg, self.config.max_image_side)
         except conversions.ConversionError as exc:
             self._count('invalid_frames')
-            self._warn_throttled((cam.sub_topic, 'image'), f'{cam.sub_topic}: rejected: {exc}')
+            cam.rejected += 1
+            # one throttle per kind of problem: a different reason is still reported at once
+            self._warn_throttled((cam.sub_topic, 'image', _reason_kind(exc)),
+                                 f'{cam.sub_topic}: rejected: {exc}')
             return
+        self._check_size(cam, (int(rgb.shape[1]), int(rgb.shape[0])))
         if cam.frame_id is not None and msg.header.frame_id != cam.frame_id:
             self._count('frame_id_changes')
             self._warn_throttled((cam.sub_topic, 'frame_id'),
@@ -327,6 +403,29 @@ class AetherscanNode(Node):
         if announce:
             self._event('upload_complete', buffered=buffered, min_views=self.config.min_views)
         self._maybe_auto_trigger()
+
+    def _check_size(self, cam: _Camera, size: Tuple[int, int]):
+        """Report (once per change, counted) a camera whose size changes or differs."""
+        if cam.size is not None and size != cam.size:
+            self._count('size_changes')
+            self._warn_throttled((cam.sub_topic, 'size_change'),
+                                 f'{cam.sub_topic}: image size changed from '
+                                 f'{cam.size[0]}x{cam.size[1]} to {size[0]}x{size[1]}; frame '
+                                 'accepted (each view keeps its own size)')
+        cam.size = size
+        for other in self._cameras:
+            if other is cam or other.size is None or other.size == size:
+                continue
+            note = (cam.image_topic, size, other.image_topic, other.size)
+            with self._state_lock:
+                if note in self._size_notes or len(self._size_notes) > _THROTTLE_KEYS_MAX:
+                    continue
+                self._size_notes.add(note)
+            self._count('camera_size_mismatches')
+            self.get_logger().warning(
+                f'{cam.sub_topic}: image size {size[0]}x{size[1]} differs from '
+                f'{other.sub_topic} ({other.size[0]}x{other.size[1]}); frames accepted: the '
+                'backends take mixed sizes, with intrinsics per camera')
 
     # ------------------------------------------------------------------ triggers
 
@@ -372,24 +471,45 @@ class AetherscanNode(Node):
         return response
 
     def _srv_save(self, request, response):
+        """
+        Write the last result into ``output_dir/reconstruction_NNNN`` as one atomic step.
+
+        The files go to a hidden temporary directory inside ``output_dir`` that is renamed
+        when complete, so a crash or a failure never leaves a partial result, and a name in
+        use (an earlier run) is never overwritten: ``_2``, ``_3``... are appended. Saving the
+        same reconstruction again returns the directory written before.
+        """
         from aetherscan_ros.preview import render_preview
-        from aetherscan_ros.results_io import safe_output_path, save_result
+        from aetherscan_ros.results_io import PREVIEW_FILE, save_directory_atomically, save_result
         with self._state_lock:
             result, recon, names = self._last_result, self._last_result_id, self._last_names
+            saved = self._saved.get(recon)
         if result is None:
             response.success = False
             response.message = 'no reconstruction result to save yet'
             return response
+        if saved is not None and os.path.isdir(saved):
+            response.success = True
+            response.message = saved
+            return response
+
+        def fill(directory):
+            save_result(result, directory, image_names=list(names))
+            render_preview(result, directory / PREVIEW_FILE)
+
+        out_dir = self.config.resolved_output_dir()
         try:
-            out_dir = self.config.resolved_output_dir()
-            target = safe_output_path(out_dir, f'reconstruction_{recon:04d}')
-            save_result(result, target, image_names=list(names))
-            render_preview(result, target / 'preview.png')
-        except (OSError, ValueError) as exc:
+            target = save_directory_atomically(out_dir, f'reconstruction_{recon:04d}', fill)
+        except Exception as exc:  # noqa: B902 - disk full, permissions, preview... all reported
+            self._count('saves_failed')
             response.success = False
-            response.message = f'save failed: {exc}'
+            response.message = (f'save of reconstruction #{recon} into {out_dir} failed '
+                                f'(nothing written): {type(exc).__name__}: {exc}')
             self.get_logger().error(response.message)
             return response
+        with self._state_lock:
+            self._saved[recon] = str(target)
+        self._count('saves_ok')
         self._event('saved', reconstruction=recon, path=str(target))
         response.success = True
         response.message = str(target)
@@ -404,7 +524,27 @@ class AetherscanNode(Node):
                 job = self._jobs.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._run_job(*job)
+            try:
+                self._run_job(*job)
+            except Exception as exc:  # noqa: B902 - the worker thread must never die
+                self._job_crashed(job, exc)
+
+    def _job_crashed(self, job, exc: Exception):
+        """Recover from an exception outside the backend call: frames back, not busy."""
+        recon, frames, _ = job
+        message = f'{type(exc).__name__}: {exc}'
+        with self._state_lock:
+            busy = self._busy
+            self._busy = False
+            self._last_error = message
+        if busy:  # _run_job did not hand the frames back itself
+            self._buffer.restore(frames)
+            self._count('reconstructions_failed')
+        self.get_logger().error(f'reconstruction #{recon}: internal error {message}; the '
+                                'frames were kept in the buffer')
+        self.get_logger().debug(traceback.format_exc())
+        self._event('error', reconstruction=recon, stage='internal', message=message,
+                    frames_kept=len(frames) if busy else 0)
 
     def _load_backend(self):
         cfg = self.config
@@ -540,13 +680,16 @@ class AetherscanNode(Node):
         level, message = DiagnosticStatus.OK, 'idle'
         if busy:
             message = f'reconstruction #{self._recon_id} running'
-        if cfg.no_frames_warning > 0 and idle > cfg.no_frames_warning:
+        elif cfg.no_frames_warning > 0 and idle > cfg.no_frames_warning:
+            message = f'idle: no frames for {idle:.0f} s'
+        silent = self._check_silence(counters.get('buffered', 0))
+        if silent:
             level = DiagnosticStatus.WARN
-            message = f'no frames for {idle:.0f} s'
-            pubs = {c.sub_topic: self.count_publishers(c.sub_topic) for c in self._cameras}
-            self._warn_throttled(('all', 'no_frames'),
-                                 f'no image received for {idle:.0f} s; publishers per topic: '
-                                 f'{pubs}', period=max(30.0, cfg.no_frames_warning))
+            message = 'no images on ' + ', '.join(silent)
+        if stats['qos_incompatible']:
+            level = DiagnosticStatus.WARN
+            message = 'a publisher has incompatible QoS on ' + ', '.join(
+                c.sub_topic for c in self._cameras if c.qos_incompatible)
         if last_error:
             level, message = DiagnosticStatus.WARN, f'last reconstruction failed: {last_error}'
         if backend is None:
@@ -561,9 +704,14 @@ class AetherscanNode(Node):
         for key in ('offered', 'keyframe', 'skipped_interval', 'skipped_similar',
                     'stamp_backwards', 'dropped_busy', 'evicted', 'restored', 'cleared'):
             values[key] = counters.get(key, 0)
+        now = time.monotonic()
         for cam in self._cameras:
             values[f'{cam.sub_topic} qos'] = cam.qos_name or 'waiting for a publisher'
             values[f'{cam.sub_topic} received'] = cam.received
+            values[f'{cam.sub_topic} rejected'] = cam.rejected
+            values[f'{cam.sub_topic} qos_incompatible'] = cam.qos_incompatible
+            values[f'{cam.sub_topic} seconds_since_last_frame'] = \
+                'never' if cam.last_time is None else round(now - cam.last_time, 1)
         gpu = _gpu_memory(backend)
         if gpu:
             values.update({f'gpu_{k}': v for k, v in gpu.items()})
@@ -575,6 +723,53 @@ class AetherscanNode(Node):
         diag.header.stamp = self.get_clock().now().to_msg()
         self._pub_diag.publish(diag)
 
+    def _check_silence(self, buffered: int) -> List[str]:
+        """
+        Return the image topics that are silent while they matter; warn once per silence.
+
+        A camera counts as silent after ``no_frames_warning`` seconds without an image when
+        it never delivered one, when other cameras still deliver, or when the buffer waits
+        for more keyframes (fewer than ``min_views``). A stream that simply ended after its
+        reconstruction is not a problem and is not reported. The log line names the topic
+        and what the graph shows (no publisher / publishers that deliver nothing = QoS).
+        """
+        cfg = self.config
+        if cfg.no_frames_warning <= 0:
+            return []
+        now = time.monotonic()
+        limit = cfg.no_frames_warning
+        active = [c for c in self._cameras
+                  if c.last_time is not None and now - c.last_time <= limit]
+        silent = []
+        for cam in self._cameras:
+            since = now - (cam.last_time if cam.last_time is not None else self._start_time)
+            if since <= limit:
+                continue
+            if cam.last_time is None:
+                why = 'since the node started'
+            elif active:
+                why = 'while ' + ', '.join(c.sub_topic for c in active) + ' still deliver'
+            elif 0 < buffered < cfg.min_views:
+                why = f'with {buffered} of min_views={cfg.min_views} keyframes buffered'
+            else:
+                continue
+            silent.append(cam.sub_topic)
+            if cam.silence_warned:
+                continue
+            cam.silence_warned = True
+            pubs = self.count_publishers(cam.sub_topic)
+            if pubs == 0:
+                hint = 'no publisher on this topic: check the topic name and remappings'
+            elif cam.qos_incompatible:
+                hint = f'{pubs} publisher(s), with incompatible QoS (see the warning above)'
+            else:
+                hint = (f'{pubs} publisher(s) but nothing arrives: they publish nothing, or '
+                        f'with QoS this subscription cannot hear (`ros2 topic info -v '
+                        f'{cam.sub_topic}`)')
+            self.get_logger().warning(f'{cam.sub_topic}: no image for {since:.0f} s {why}; '
+                                      f'{hint}')
+        return silent
+
     # ------------------------------------------------------------------ shutdown
 
     def destroy_node(self):
@@ -583,6 +778,11 @@ class AetherscanNode(Node):
         if self._worker.is_alive():
             self._worker.join(timeout=2.0)
         return super().destroy_node()
+
+
+def _reason_kind(exc: Exception) -> str:
+    """Return the reason of ``exc`` with numbers masked: the throttling key of a problem."""
+    return re.sub(r'[0-9.]+', '#', str(exc))[:100]
 
 
 def _gpu_memory(backend) -> Optional[dict]:

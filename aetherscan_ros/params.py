@@ -123,7 +123,8 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'extent.', bounds=(0.0, 1000.0)),
     ParamSpec('output_dir', 'string', '~/.ros/aetherscan',
               'Directory where ~/save writes cloud.ply + poses.json (nothing is written '
-              'outside it).'),
+              'outside it; read-only, so a remote parameter call cannot redirect the writes).',
+              read_only=True),
     ParamSpec('diagnostics_period', 'double', 1.0,
               'Seconds between /diagnostics messages.', bounds=(0.1, 60.0), read_only=True),
     ParamSpec('no_frames_warning', 'double', 10.0,
@@ -268,6 +269,8 @@ def validate(values: Mapping[str, object]) -> Optional[str]:
         return 'parent_frame must differ from world_frame'
     if not str(merged['output_dir']).strip():
         return 'output_dir: empty path'
+    if '\0' in str(merged['output_dir']):
+        return 'output_dir: the path contains a NUL byte'
     return None
 
 

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 import secrets
 import sys
-from typing import Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -152,6 +152,44 @@ def safe_output_path(output_dir: PathLike, name: str) -> Path:
     if target == base or os.path.commonpath([str(base), str(target)]) != str(base):
         raise ValueError(f'output name {name!r} escapes the output directory {base}')
     return target
+
+
+def save_directory_atomically(output_dir: PathLike, name: str,
+                              fill: Callable[[Path], None], max_tries: int = 1000) -> Path:
+    """
+    Create ``output_dir/name`` with everything ``fill(directory)`` writes, as one atomic step.
+
+    ``fill`` writes into a hidden temporary directory inside ``output_dir`` (created if
+    needed); only when it returns is that directory renamed to ``name``, or to ``name_2``,
+    ``name_3``... when the name is taken, so an existing result is never overwritten and a
+    failure (or a crash) never leaves a partial result under ``name``. The temporary directory
+    is removed when ``fill`` raises. ``name`` goes through :func:`safe_output_path`, so it
+    cannot escape ``output_dir``. Returns the final directory.
+    """
+    import shutil
+    base = Path(os.path.realpath(output_dir))
+    base.mkdir(parents=True, exist_ok=True)
+    safe_output_path(base, name)  # refuse a name that escapes before writing anything
+    tmp = base / f'.{Path(name).name}.{secrets.token_hex(4)}.tmp'
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        for attempt in range(1, max_tries + 1):
+            candidate = safe_output_path(base, name if attempt == 1 else f'{name}_{attempt}')
+            if os.path.lexists(candidate):
+                continue
+            try:
+                os.rename(tmp, candidate)  # fails rather than replace a non-empty directory
+            except OSError:
+                if os.path.lexists(candidate):  # taken between the check and the rename
+                    continue
+                raise
+            _fsync_dir(base)
+            return candidate
+        raise FileExistsError(f'{base}: {name} and {max_tries - 1} numbered variants exist')
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # --------------------------------------------------------------------------- PLY

@@ -320,7 +320,8 @@ def _publish_until_matched(monitor, publisher, timeout=30.0):
 
 
 def test_bad_input_is_counted_and_a_failed_reconstruction_keeps_the_frames(rig):
-    """Malformed images/camera_info: logged with the topic, counted, good frames kept.
+    """
+    Malformed images/camera_info: logged with the topic, counted, good frames kept.
 
     Then a reconstruction of textureless frames fails: ``error`` event, the frames go back to
     the buffer and ``~/reconstruct`` can retry.

@@ -5,7 +5,8 @@ Reconstruction backends and the one place that chooses between them.
 
 ``fast3r``: the learned multi-view model (needs torch and the user's checkpoint).
 ``classical``: COLMAP/OpenCV structure-from-motion plus dense stereo (no weights, no torch).
-``auto``: Fast3R when its weights resolve and torch works, otherwise classical, with the reason.
+``auto``: Fast3R when its weights are on this machine (a local directory or the hub cache) and
+torch works, otherwise classical, with the reason. ``auto`` never downloads weights.
 """
 
 import logging
@@ -42,7 +43,11 @@ def create_backend(kind: str, model: str = '', device: str = 'auto',
     if kind in ('fast3r', 'auto'):
         try:
             from aetherscan_ros.backends.fast3r import Fast3RBackend
-            backend = Fast3RBackend(model=model, device=device, **_opts('fast3r'))
+            fast3r_opts = _opts('fast3r')
+            if kind == 'auto':
+                # 'auto' uses weights already on this machine; it never starts a download.
+                fast3r_opts['allow_download'] = False
+            backend = Fast3RBackend(model=model, device=device, **fast3r_opts)
             return backend, f'fast3r: {backend.describe()}'
         except BackendUnavailable as exc:
             if kind == 'fast3r':

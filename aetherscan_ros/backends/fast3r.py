@@ -61,6 +61,10 @@ class Fast3RBackend:
         Restrict PnP to pixels above this confidence percentile (None = upstream: all).
     threads : int
         ``torch.set_num_threads`` when > 0 (process-wide).
+    allow_download : bool
+        Let a hub repo id download when it is not cached (huggingface_hub shows its progress;
+        ``HF_HUB_OFFLINE`` still wins). ``create_backend('auto')`` passes False: picking a
+        backend never starts a multi-GB download; only an explicit ``fast3r`` request may.
 
     Raises :class:`BackendUnavailable` when the weights are missing or corrupt or torch cannot
     run on the requested device, ``ValueError`` for a bad option.
@@ -74,7 +78,8 @@ class Fast3RBackend:
                  id_seed: int = 0, points: str = 'aligned_local', conf_percentile: float = 10.0,
                  align_percentile: float = 85.0, pnp_iterations: int = 100,
                  pnp_reprojection_error: float = 5.0,
-                 pnp_conf_percentile: Optional[float] = None, threads: int = 0):
+                 pnp_conf_percentile: Optional[float] = None, threads: int = 0,
+                 allow_download: bool = True):
         if int(size) < 16 or int(size) % 16:
             raise ValueError(f'fast3r size must be a positive multiple of 16, got {size}')
         if points not in POINT_SOURCES:
@@ -102,7 +107,7 @@ class Fast3RBackend:
         self._dtype = resolve_precision(self._device, precision)
         if int(threads) > 0:
             torch.set_num_threads(int(threads))
-        self.checkpoint = locate_checkpoint(model)
+        self.checkpoint = locate_checkpoint(model, local_files_only=not allow_download)
         try:
             self.model = Fast3R.from_pretrained(self.checkpoint, device=self._device)
         except (CheckpointError, ConfigError) as exc:
