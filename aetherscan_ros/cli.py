@@ -669,7 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
                           'point); omitted: estimated')
     rec.add_argument('--model', default='', metavar='PATH_OR_REPO',
                      help='Fast3R checkpoint: a directory with config.json + '
-                          'model.safetensors, or a hub repo id already in the local cache')
+                          'model.safetensors, or a hub repo id (default '
+                          'jedyang97/Fast3R_ViT_Large_512). --backend auto uses it only when it '
+                          'is already on this machine; --backend fast3r may download it '
+                          '(unless HF_HUB_OFFLINE=1)')
     rec.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                      help='Fast3R device: auto = CUDA (bf16/fp16) when present, else CPU fp32')
     rec.add_argument('--no-preview', action='store_true', help='skip preview.png')

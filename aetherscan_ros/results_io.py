@@ -163,21 +163,27 @@ def save_directory_atomically(output_dir: PathLike, name: str,
     needed); only when it returns is that directory renamed to ``name``, or to ``name_2``,
     ``name_3``... when the name is taken, so an existing result is never overwritten and a
     failure (or a crash) never leaves a partial result under ``name``. The temporary directory
-    is removed when ``fill`` raises. ``name`` goes through :func:`safe_output_path`, so it
-    cannot escape ``output_dir``. Returns the final directory.
+    is removed when ``fill`` raises. ``name`` must be one plain path component (``ValueError``
+    otherwise) and the final path goes through :func:`safe_output_path`, so nothing is ever
+    written outside ``output_dir``, also not through a symbolic link planted under ``name``
+    (a taken name, which is skipped). Returns the final directory.
     """
     import shutil
+    if not isinstance(name, str) or not name.strip() or name in ('.', '..') or \
+            '/' in name or os.sep in name or '\0' in name:
+        raise ValueError(f'output name {name!r} must be one plain file name inside '
+                         f'{output_dir}')
     base = Path(os.path.realpath(output_dir))
     base.mkdir(parents=True, exist_ok=True)
-    safe_output_path(base, name)  # refuse a name that escapes before writing anything
     tmp = base / f'.{Path(name).name}.{secrets.token_hex(4)}.tmp'
     tmp.mkdir()
     try:
         fill(tmp)
         for attempt in range(1, max_tries + 1):
-            candidate = safe_output_path(base, name if attempt == 1 else f'{name}_{attempt}')
-            if os.path.lexists(candidate):
+            label = name if attempt == 1 else f'{name}_{attempt}'
+            if os.path.lexists(base / label):  # taken (a directory, a file or any link)
                 continue
+            candidate = safe_output_path(base, label)
             try:
                 os.rename(tmp, candidate)  # fails rather than replace a non-empty directory
             except OSError:

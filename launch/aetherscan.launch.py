@@ -11,6 +11,8 @@ Arguments::
     model         Fast3R checkpoint dir or hub repo id; empty = the value in params_file
     namespace     namespace of the node (topics become /<ns>/aetherscan_node/...)
     use_rviz      true | false: also start rviz2 with config/aetherscan.rviz
+    large_data_profile  true | false: run the node with config/fastdds_large_data.xml (a 64 MB
+                  Fast DDS shared-memory segment for MB-sized clouds; docs/point_streaming.md)
 
 Example: ``ros2 launch aetherscan_ros aetherscan.launch.py
 image_topics:=/cam0/image_raw,/cam1/image_raw backend:=classical use_rviz:=true``.
@@ -37,7 +39,19 @@ ARGUMENTS = (
     ('model', '', 'Fast3R checkpoint directory or hub repo id (empty: from params_file)'),
     ('namespace', '', 'Namespace of the node'),
     ('use_rviz', 'false', 'Start rviz2 with config/aetherscan.rviz'),
+    ('large_data_profile', 'false',
+     'Run the node with the Fast DDS large-data profile (config/fastdds_large_data.xml)'),
 )
+LARGE_DATA_PROFILE = os.path.join(CONFIG_DIR, 'fastdds_large_data.xml')
+
+
+def profile_environment(enabled: str) -> dict:
+    """Return the environment that selects the large-data Fast DDS profile (Jazzy and Kilted)."""
+    if enabled.strip().lower() not in ('true', '1', 'yes', 'on'):
+        return {}
+    # Fast RTPS 2.x (Jazzy) reads the first name, Fast DDS 3.x (Kilted) the second.
+    return {'FASTRTPS_DEFAULT_PROFILES_FILE': LARGE_DATA_PROFILE,
+            'FASTDDS_DEFAULT_PROFILES_FILE': LARGE_DATA_PROFILE}
 
 
 def overrides_from_arguments(image_topics: str, backend: str, model: str) -> dict:
@@ -63,7 +77,8 @@ def _node(context, *args, **kwargs):
         parameters.append(overrides)
     return [Node(package='aetherscan_ros', executable='aetherscan_node', name='aetherscan_node',
                  namespace=value('namespace'), parameters=parameters, output='screen',
-                 emulate_tty=True)]
+                 emulate_tty=True,
+                 additional_env=profile_environment(value('large_data_profile')))]
 
 
 def generate_launch_description():

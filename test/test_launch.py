@@ -4,6 +4,7 @@
 
 import ast
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 YAML_PATH = REPO / 'config' / 'aetherscan.yaml'
 RVIZ_PATH = REPO / 'config' / 'aetherscan.rviz'
 LAUNCH_PATH = REPO / 'launch' / 'aetherscan.launch.py'
-LAUNCH_ARGS = {'params_file', 'image_topics', 'backend', 'model', 'namespace', 'use_rviz'}
+LAUNCH_ARGS = {'params_file', 'image_topics', 'backend', 'model', 'namespace', 'use_rviz',
+               'large_data_profile'}
 
 _YAML_TYPES = {
     'bool': lambda v: isinstance(v, bool),
@@ -125,3 +127,7 @@ def test_launch_description_builds():
     assert declared == LAUNCH_ARGS
     assert module.overrides_from_arguments('/a, /b', 'classical', '') == {
         'image_topics': ['/a', '/b'], 'backend': 'classical'}
+    env = module.profile_environment('true')
+    assert set(env) == {'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'}
+    assert all(os.path.isfile(path) for path in env.values())
+    assert module.profile_environment('false') == {}

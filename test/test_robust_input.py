@@ -228,8 +228,9 @@ def test_malformed_raw_images_and_camera_info(rig):
 
     # repeated bad frames: every one counted, one log line per reason while throttled
     before = rig.counters(COUNTERS)
-    for _ in range(30):
+    for _ in range(30):  # paced: the node's reliable image subscription keeps the last 5
         feed.publish('', malformed.CASES['unknown_encoding'][0](feed.next_stamp()))
+        rig.monitor.spin_for(0.03)
     feed.good()
     ok, got = feed.wait_counters({'invalid_frames': before['invalid_frames'] + 30,
                                   'buffered': before['buffered'] + 1})

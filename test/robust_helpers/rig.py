@@ -27,7 +27,7 @@ class NodeRig:
         self.log_path = self.tmp / 'node.log'
 
     def node(self, **overrides):
-        """Start the node (``output_dir`` defaults to ``tmp/out``); return the Popen."""
+        """Start the node process (``output_dir`` defaults to ``tmp/out``); return it."""
         overrides.setdefault('output_dir', str(self.tmp / 'out'))
         proc = start_process(node_command(overrides), self.log_path, dict(os.environ))
         self.procs.append(proc)
