@@ -25,10 +25,13 @@ uint8 RGB, ``confidence`` ``[N]`` float32, ``view`` ``[N]`` uint16.
 """
 
 import array
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import logging
 import math
+import os
 import re
+import threading
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -48,6 +51,20 @@ CHUNK_FIELD_PREFIX = 'aetherscan_chunk'
 CHUNK_FIELD_OFFSET = 22
 # Points packed per inner block: the destination block stays in L2 while every field is written.
 _PACK_BLOCK = 16384
+# Large clouds are packed by several threads (numpy releases the GIL in its copy loops); below
+# this many points the thread hand-off costs more than it saves.
+_PARALLEL_MIN_POINTS = 262144
+_PACK_THREADS = max(1, min(4, os.cpu_count() or 1))
+_pool_lock = threading.Lock()
+_pool: Optional[ThreadPoolExecutor] = None
+
+
+def _pack_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_PACK_THREADS, thread_name_prefix='aetherscan_pack')
+        return _pool
 
 
 @dataclass(frozen=True)
@@ -317,7 +334,16 @@ def pack_cloud(points, colors, confidence=None, view=None,
     n = len(cloud)
     data = alloc_buffer(n * POINT_STEP)
     if n:
-        _fill(np.frombuffer(data, np.uint8).reshape(n, POINT_STEP), cloud)
+        out = np.frombuffer(data, np.uint8).reshape(n, POINT_STEP)
+        if n < _PARALLEL_MIN_POINTS or _PACK_THREADS == 1:
+            _fill(out, cloud)
+        else:
+            # Disjoint row ranges of the same buffer: each thread writes its own slice.
+            bounds = np.linspace(0, n, _PACK_THREADS + 1).astype(int)
+            parts = [_pack_pool().submit(_fill, out[a:b], cloud.select(slice(a, b)))
+                     for a, b in zip(bounds[:-1], bounds[1:])]
+            for part in parts:
+                part.result()
     return data, cloud_fields(chunk_info), POINT_STEP
 
 

@@ -30,6 +30,20 @@ def test_pack_unpack_round_trip_exact():
     assert out.view.dtype == np.uint16 and out.colors.dtype == np.uint8
 
 
+def test_parallel_pack_equals_single_thread_pack(monkeypatch):
+    n = C._PARALLEL_MIN_POINTS + 12345  # odd size: uneven thread slices
+    p, c, f, v = _cloud(n, seed=3)
+    monkeypatch.setattr(C, '_PACK_THREADS', 3)
+    parallel, _, _ = C.pack_cloud(p, c, f, v)
+    monkeypatch.setattr(C, '_PACK_THREADS', 1)
+    single, _, _ = C.pack_cloud(p, c, f, v)
+    assert bytes(parallel) == bytes(single)
+    out = C.unpack_cloud(parallel, C.cloud_fields(), C.POINT_STEP)
+    np.testing.assert_array_equal(out.points, p)
+    np.testing.assert_array_equal(out.colors, c)
+    np.testing.assert_array_equal(out.view, v)
+
+
 def test_pack_bytes_layout_of_known_point():
     """The bytes RViz reads: x,y,z floats, rgb as uint32 0x00RRGGBB, confidence, view, 0 pad."""
     data, _, _ = C.pack_cloud(np.array([[1.0, -2.0, 3.5]], np.float32),

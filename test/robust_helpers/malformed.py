@@ -144,7 +144,8 @@ def publish_case(case: str, topic: str, count: int = 1, qos: str = 'reliable',
     pub = node.create_publisher(msg_type, target, profile)
     try:
         end = time.monotonic() + wait_s
-        while pub.get_subscription_count() == 0:
+        # the graph count: a subscription with incompatible QoS is there but never matches
+        while node.count_subscribers(target) == 0:
             if time.monotonic() > end:
                 print(f'no subscriber on {target} after {wait_s:.0f} s', file=sys.stderr)
                 return 1
@@ -152,7 +153,7 @@ def publish_case(case: str, topic: str, count: int = 1, qos: str = 'reliable',
         for _ in range(count):
             pub.publish(build(node.get_clock().now().nanoseconds))
             rclpy.spin_once(node, timeout_sec=0.05)
-        end = time.monotonic() + 1.0  # let reliable delivery finish
+        end = time.monotonic() + 2.0  # let reliable delivery (and QoS events) finish
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.1)
         print(f'published {count} x {case} on {target} ({qos})')
