@@ -2,35 +2,21 @@
 # SPDX-License-Identifier: Apache-2.0
 """Test session setup: DDS on loopback only, a private ROS_DOMAIN_ID per pytest run."""
 
-import fcntl
 import os
 from pathlib import Path
 import tempfile
 
 import pytest
 
+from aetherscan_ros.ros_domain import claim_domain_id
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared'
 
 
-def _claim_domain_id():
-    """Hold an flock on a per-domain file so two test runs on one machine never share a domain."""
-    for offset in range(100):
-        domain = (os.getpid() + offset) % 100 + 1
-        path = os.path.join(tempfile.gettempdir(), f'aetherscan_ros_domain_{domain}.lock')
-        handle = open(path, 'w')
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return domain, handle
-    raise RuntimeError('no free ROS_DOMAIN_ID in 1..100 for this test run')
-
-
 # Set before anything imports rclpy (subprocesses inherit it).
 if 'AETHERSCAN_TEST_DOMAIN_HELD' not in os.environ:
-    _DOMAIN, _DOMAIN_LOCK = _claim_domain_id()
+    _DOMAIN, _DOMAIN_LOCK = claim_domain_id(1, 101)
     os.environ['ROS_DOMAIN_ID'] = str(_DOMAIN)
     os.environ['AETHERSCAN_TEST_DOMAIN_HELD'] = '1'
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'

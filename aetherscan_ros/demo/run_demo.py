@@ -15,35 +15,20 @@ against the ground truth and leaves ``cloud.ply``, ``poses.json`` and ``preview.
 """
 
 import argparse
-import fcntl
 import os
 from pathlib import Path
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from aetherscan_ros.ros_domain import claim_domain_id
+
 NODE_NS = '/aetherscan_node'
-
-
-def claim_domain_id(low: int = 101, high: int = 200):
-    """Return ``(domain_id, lock_handle)``: a domain no other demo on this machine holds."""
-    for offset in range(high - low + 1):
-        domain = low + (os.getpid() + offset) % (high - low + 1)
-        path = os.path.join(tempfile.gettempdir(), f'aetherscan_ros_domain_{domain}.lock')
-        handle = open(path, 'w')
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return domain, handle
-    raise RuntimeError(f'no free ROS_DOMAIN_ID in {low}..{high}')
 
 
 class NodeMonitor:
