@@ -26,6 +26,7 @@ _LOG = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
                     '.pnm', '.jp2')
 MAX_SIZE_RATIO = 2.0  # long sides of the input images may differ by at most this factor
+MAX_IMAGE_SIDE = 8192  # larger images are refused from their header, before any decoding
 RANDOM_WEIGHTS = 'random weights (not a trained model)'
 DEMO_GT_FILE = 'ground_truth.json'
 # result.info keys the summary shows first; the others follow while the screen has room
@@ -146,10 +147,38 @@ def read_image(path: Path):
         raise CliError(f'{path}: cannot read ({exc.strerror or exc})') from None
     if data.size == 0:
         raise CliError(f'{path}: empty file, not an image')
+    _check_image_header(path, data)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None or bgr.ndim != 3 or bgr.shape[0] < 2 or bgr.shape[1] < 2:
         raise CliError(f'{path}: not a readable image (OpenCV cannot decode it)')
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _check_image_header(path: Path, data) -> None:
+    """
+    Refuse, from the header alone, images too large to decode safely and float images.
+
+    A 10000x10000 PNG is a few hundred kilobytes on disk but 300 MB once decoded; a float
+    image (depth, HDR) would be silently clipped to 8 bits. Formats Pillow cannot identify
+    are left to OpenCV.
+    """
+    import io
+    import warnings
+
+    from PIL import Image as PILImage
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # DecompressionBombWarning: we check the size
+            with PILImage.open(io.BytesIO(data.tobytes())) as img:
+                (width, height), mode = img.size, img.mode
+    except Exception:  # noqa: B902 - not identifiable by Pillow: OpenCV decides below
+        return
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise CliError(f'{path}: image {width}x{height} exceeds {MAX_IMAGE_SIDE} px per side; '
+                       'downscale it first')
+    if mode == 'F':
+        raise CliError(f'{path}: a floating-point image (depth or HDR data), not an 8/16-bit '
+                       'camera image')
 
 
 def check_image_sizes(paths: Sequence[Path], sizes: Sequence[Tuple[int, int]]) -> None:

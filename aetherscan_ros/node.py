@@ -3,8 +3,11 @@
 """
 ``aetherscan_node``: camera images in, streamed PointCloud2 chunks and camera TF out.
 
-Threads: subscription, service and timer callbacks run on a ``MultiThreadedExecutor``; they
-only convert, validate and enqueue. One worker thread owns the backend: it builds it at start
+Threads: subscription, service and timer callbacks run on one executor thread (``main`` uses
+a ``SingleThreadedExecutor``: on Jazzy the ``MultiThreadedExecutor`` spent a whole core
+busy-polling and received about a third of 4 x 30 Hz camera streams, see
+``docs/robustness.md``); they only convert, validate and enqueue, so the node also runs on a
+multi-threaded executor. One worker thread owns the backend: it builds it at start
 (Fast3R loading can take a while), then runs one reconstruction at a time and publishes the
 chunks, the full cloud, the TF frames, poses, markers and events. Services and diagnostics
 stay responsive during a reconstruction. See the README's node section for the topics,
@@ -27,7 +30,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy, HistoryPolicy, qos_policy_name_from_kind, qos_profile_sensor_data,
@@ -235,6 +238,8 @@ class AetherscanNode(Node):
             try:
                 return handler(*args)
             except Exception as exc:  # noqa: B902 - the node must outlive any single message
+                if not self.context.ok():  # shutting down: rcl calls fail, nothing to report
+                    return args[1] if service else None
                 self._count('callback_errors')
                 self._warn_throttled(
                     ('callback', what, type(exc).__name__),
@@ -801,7 +806,10 @@ def main(args=None):
     node = None
     try:
         node = AetherscanNode()
-        executor = MultiThreadedExecutor(num_threads=4)
+        # Every callback is short (the backend runs on the node's own worker thread). The
+        # MultiThreadedExecutor of rclpy Jazzy busy-polls: in bench_soak it used a full core
+        # and dropped ~70 % of 4 x 30 Hz image streams; this executor received all of them.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

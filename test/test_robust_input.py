@@ -132,7 +132,6 @@ def _log_lines(log, text):
     return [line for line in log.splitlines() if text in line]
 
 
-@pytest.mark.slow
 def test_malformed_raw_images_and_camera_info(rig):
     """Every raw-image and camera_info case: one line, counted, node alive, good frames kept."""
     from aetherscan_ros import conversions
@@ -248,7 +247,6 @@ def test_malformed_raw_images_and_camera_info(rig):
     assert per_topic == final['invalid_frames'] + final['stamp_future']
 
 
-@pytest.mark.slow
 def test_malformed_compressed_images(rig):
     """Corrupt, empty, non-image, 1x1 and 10000x10000 CompressedImage: rejected cheaply."""
     import psutil

@@ -39,6 +39,7 @@ def _lines(log, text):
     return [line for line in log.splitlines() if text in line]
 
 
+@pytest.mark.slow
 def test_qos_mismatch_missing_publisher_and_silence_are_reported(ros, tmp_path):
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
