@@ -149,8 +149,10 @@ def read_image(path: Path):
         raise CliError(f'{path}: empty file, not an image')
     _check_image_header(path, data)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[0] < 2 or bgr.shape[1] < 2:
+    if bgr is None or bgr.ndim != 3:
         raise CliError(f'{path}: not a readable image (OpenCV cannot decode it)')
+    if bgr.shape[0] < 2 or bgr.shape[1] < 2:
+        raise CliError(f'{path}: image {bgr.shape[1]}x{bgr.shape[0]} is too small')
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 

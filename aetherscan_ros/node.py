@@ -14,13 +14,14 @@ stay responsive during a reconstruction. See the README's node section for the t
 parameters and policies.
 """
 
+from collections import deque
 import os
 import queue
 import re
 import threading
 import time
 import traceback
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
@@ -84,6 +85,9 @@ class _Camera:
         self.info_sub = None
         self.k: Optional[np.ndarray] = None
         self.k_size: Tuple[int, int] = (0, 0)
+        # (reception time ns, K, size) of the last valid camera_infos: an image uses the one
+        # that had arrived when the image arrived, whatever order the executor runs them in
+        self.k_history: Deque[Tuple[int, np.ndarray, Tuple[int, int]]] = deque(maxlen=16)
         self.frame_id: Optional[str] = None
         self.received = 0
         self.rejected = 0
@@ -154,7 +158,8 @@ class AetherscanNode(Node):
 
         for name, handler in (('reconstruct', self._srv_reconstruct),
                               ('reset', self._srv_reset), ('save', self._srv_save)):
-            self.create_service(Trigger, f'~/{name}', self._guarded(f'~/{name}', handler, True),
+            self.create_service(Trigger, f'~/{name}',
+                                self._guarded(f'~/{name}', handler, service=True),
                                 callback_group=self._cb_services)
 
         info_topics = cfg.info_topics()
@@ -165,7 +170,8 @@ class AetherscanNode(Node):
             if cfg.use_camera_info:
                 cam.info_sub = self.create_subscription(
                     CameraInfo, cam.info_topic, self._guarded(
-                        cam.info_topic, lambda msg, c=cam: self._on_camera_info(msg, c)),
+                        cam.info_topic,
+                        lambda msg, info, c=cam: self._on_camera_info(msg, c, info), True),
                     qos_profile_sensor_data, callback_group=cam.group,
                     qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self._ensure_subscriptions()
@@ -227,12 +233,13 @@ class AetherscanNode(Node):
         more = f' ({suppressed} similar suppressed)' if suppressed else ''
         self.get_logger().warning(text + more)
 
-    def _guarded(self, what: str, handler, service: bool = False):
+    def _guarded(self, what: str, handler, with_info: bool = False, service: bool = False):
         """
         Wrap a callback so that an unexpected exception is logged and counted, never raised.
 
         rclpy's executors re-raise callback exceptions from ``spin()``, which would end the
         node. A service handler returns ``success=False`` with the reason instead.
+        ``with_info``: the subscription callback takes ``(msg, message_info)``.
         """
         def run(*args):
             try:
@@ -252,6 +259,8 @@ class AetherscanNode(Node):
                     response.message = f'{what} failed: {type(exc).__name__}: {exc}'
                     return response
                 return None
+        if with_info:  # rclpy passes MessageInfo only to a callback of exactly two parameters
+            return lambda msg, info: run(msg, info)
         return run
 
     def _count(self, key: str, amount: int = 1):
@@ -304,7 +313,8 @@ class AetherscanNode(Node):
                 cam.auto_reliability = profile.reliability.name.lower()
             cam.sub = self.create_subscription(
                 msg_type, cam.sub_topic,
-                self._guarded(cam.sub_topic, lambda msg, c=cam: self._on_image(msg, c)),
+                self._guarded(cam.sub_topic,
+                              lambda msg, info, c=cam: self._on_image(msg, c, info), True),
                 profile, callback_group=cam.group,
                 qos_overriding_options=QoSOverridingOptions(kinds),
                 event_callbacks=SubscriptionEventCallbacks(
@@ -328,7 +338,7 @@ class AetherscanNode(Node):
             f'(policy {policy}, {info.total_count} incompatible match(es) so far); none of its '
             f'images arrive. Fix: {hint} (`ros2 topic info -v {cam.sub_topic}` shows both).')
 
-    def _on_camera_info(self, msg, cam: _Camera):
+    def _on_camera_info(self, msg, cam: _Camera, info=None):
         try:
             k, size = conversions.camera_info_to_k(msg)
         except conversions.ConversionError as exc:
@@ -337,8 +347,9 @@ class AetherscanNode(Node):
                                  f'{cam.info_topic}: ignored: {exc}')
             return
         cam.k, cam.k_size = k, size
+        cam.k_history.append((_received_ns(info), k, size))
 
-    def _on_image(self, msg, cam: _Camera):
+    def _on_image(self, msg, cam: _Camera, info=None):
         self._count('frames_received')
         cam.received += 1
         now = time.monotonic()
@@ -383,9 +394,10 @@ class AetherscanNode(Node):
                                  f'{msg.header.frame_id!r}')
         cam.frame_id = msg.header.frame_id
         k = None
-        if self.config.use_camera_info and cam.k is not None:
+        known = _camera_info_at(cam, _received_ns(info))
+        if self.config.use_camera_info and known is not None:
             try:
-                k = conversions.k_for_image(cam.k, cam.k_size, (rgb.shape[1], rgb.shape[0]))
+                k = conversions.k_for_image(known[0], known[1], (rgb.shape[1], rgb.shape[0]))
             except conversions.ConversionError as exc:
                 self._count('camera_info_rejected')
                 self._warn_throttled((cam.info_topic, 'size'),
@@ -629,6 +641,7 @@ class AetherscanNode(Node):
             self.get_logger().error(
                 f'reconstruction #{recon} failed after {seconds:.1f} s: {message}; '
                 f'{len(frames)} frames kept in the buffer')
+            self._publish_diagnostics_now()  # the new state before the event that announces it
             self._event('error', reconstruction=recon, stage='reconstruct', message=message,
                         seconds=round(seconds, 3), frames_kept=len(frames))
             return
@@ -646,6 +659,7 @@ class AetherscanNode(Node):
         self.get_logger().info(
             f'reconstruction #{recon} done: {result.num_points} points, {result.num_views} '
             f'views, {result.backend}, {seconds:.2f} s')
+        self._publish_diagnostics_now()
         self._event('reconstruction_complete', reconstruction=recon,
                     total_points=result.num_points, views=result.num_views,
                     chunks=stream.chunks_sent, backend=result.backend,
@@ -728,6 +742,13 @@ class AetherscanNode(Node):
         diag.header.stamp = self.get_clock().now().to_msg()
         self._pub_diag.publish(diag)
 
+    def _publish_diagnostics_now(self):
+        """Publish /diagnostics out of period (state changes); never raises."""
+        try:
+            self._publish_diagnostics()
+        except Exception as exc:  # noqa: B902 - shutting down, or a diagnostics bug: not fatal
+            self.get_logger().debug(f'diagnostics not published: {exc}')
+
     def _check_silence(self, buffered: int) -> List[str]:
         """
         Return the image topics that are silent while they matter; warn once per silence.
@@ -783,6 +804,24 @@ class AetherscanNode(Node):
         if self._worker.is_alive():
             self._worker.join(timeout=2.0)
         return super().destroy_node()
+
+
+def _received_ns(info) -> int:
+    """Return the middleware reception time of a message (ns) from its MessageInfo, or 0."""
+    try:
+        return int(info['received_timestamp'])
+    except (TypeError, KeyError, ValueError):
+        return 0
+
+
+def _camera_info_at(cam: _Camera, received_ns: int):
+    """Return ``(K, size)`` of the newest camera_info received before ``received_ns``."""
+    if not received_ns:
+        return None if cam.k is None else (cam.k, cam.k_size)
+    for when, k, size in reversed(cam.k_history):
+        if not when or when <= received_ns:
+            return k, size
+    return None
 
 
 def _reason_kind(exc: Exception) -> str:

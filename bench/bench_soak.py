@@ -132,21 +132,23 @@ def soak(duration: float, warmup_timeout: float = 60.0, reconstruct: bool = True
         claim_domain_id, node_command, NodeMonitor, start_process, stop_process)
     from aetherscan_ros.demo.scene import make_scene
     work = Path(tempfile.mkdtemp(prefix='aetherscan_soak_'))
-    domain, _lock = claim_domain_id()
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               PYTHONUNBUFFERED='1', HF_HUB_OFFLINE='1')
-    env.setdefault('ROS_LOG_DIR', str(work / 'ros_log'))
-    os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
-                                           'ROS_LOG_DIR')})
     scene = make_scene(num_views=STEPS * CAMERAS, width=WIDTH, height=HEIGHT)
     scene_file = work / 'scene.npz'
     np.savez(scene_file, images=scene.images, K=scene.K)
     topics = [f'/soak/cam{c}/image_raw' for c in range(CAMERAS)]
-    node_proc = cam_proc = None
-    rclpy.init()
-    monitor = NodeMonitor()
+    # a private domain (held by a lock file) for the three processes; restored afterwards
+    domain, lock = claim_domain_id()
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               PYTHONUNBUFFERED='1', HF_HUB_OFFLINE='1')
+    env.setdefault('ROS_LOG_DIR', str(work / 'ros_log'))
+    keys = ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_LOG_DIR')
+    saved_env = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: env[k] for k in keys})
+    node_proc = cam_proc = monitor = cam_log = None
     out = {'domain': domain}
+    rclpy.init()
     try:
+        monitor = NodeMonitor()
         node_proc = start_process(node_command({
             'backend': 'classical', 'image_topics': topics, 'min_views': 4, 'max_views': 8,
             'keyframe_min_interval': 0.25, 'keyframe_min_change': 0.02,
@@ -156,11 +158,12 @@ def soak(duration: float, warmup_timeout: float = 60.0, reconstruct: bool = True
                 monitor.wait_event('backend_selected', 60.0) is None:
             raise RuntimeError(f'the node did not start; see {work / "node.log"}')
         stop_file = work / 'stop'
+        cam_log = open(work / 'cameras.log', 'w')
         cam_proc = subprocess.Popen(
             [sys.executable, '-m', 'bench.bench_soak', 'publish', '--scene', str(scene_file),
              '--duration', str(duration + warmup_timeout + 60.0), '--stop-file',
              str(stop_file)], cwd=str(REPO), env=env,
-            stdout=subprocess.PIPE, stderr=open(work / 'cameras.log', 'w'), text=True)
+            stdout=subprocess.PIPE, stderr=cam_log, text=True)
         # warm-up: until the first reconstruction ended (or the buffer filled)
         first = monitor.spin_until(
             lambda: any(e['event'] in ('reconstruction_complete', 'error')
@@ -203,9 +206,19 @@ def soak(duration: float, warmup_timeout: float = 60.0, reconstruct: bool = True
     finally:
         if cam_proc is not None and cam_proc.poll() is None:
             cam_proc.kill()
+            cam_proc.wait(timeout=10)
         stop_process(node_proc)
-        monitor.close()
+        if monitor is not None:
+            monitor.close()
+        if cam_log is not None:
+            cam_log.close()
         rclpy.try_shutdown()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        lock.close()
     return out
 
 

@@ -129,6 +129,16 @@ def test_an_unregistered_view_keeps_its_slot(scene8):
     assert not (result.view_index == 0).any() and result.num_points > 0
 
 
+def test_small_images_with_a_wide_disparity_range_still_reconstruct():
+    # Regression: at 160x120 the stereo search range ran past the rectified width and OpenCV's
+    # SGBM failed with an absurd allocation; the range is now clamped (or the pair skipped).
+    scene = make_scene(8, 160, 120)
+    frames = [Frame(scene.images[i], name=f'v{i}', K=scene.K) for i in (0, 2, 4, 6)]
+    result = ClassicalBackend().reconstruct(frames)
+    assert result.num_points > 0
+    assert np.isfinite(result.points).all()
+
+
 def test_bad_input_names_the_frame():
     img = np.zeros((48, 64, 3), np.uint8)
     backend = ClassicalBackend()

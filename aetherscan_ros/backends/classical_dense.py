@@ -179,6 +179,13 @@ def pair_depth(img_i: np.ndarray, img_j: np.ndarray, K_i: np.ndarray, K_j: np.nd
     mask_l = cv2.warpPerspective(ones_i, rect.H_i, rect.size, flags=cv2.INTER_NEAREST) > 0
     mask_r = cv2.warpPerspective(ones_j, rect.H_j, rect.size, flags=cv2.INTER_NEAREST) > 0
     min_disp, num_disp = _disparity_range(rect, pose_i, sparse_i, opts)
+    # SGBM needs the whole search range inside the rectified width (else OpenCV fails with an
+    # absurd allocation): shrink it, or give up on a pair whose range leaves no room.
+    room = (rect.size[0] - 1 - min_disp) // 16 * 16
+    if room < 16:
+        nan = np.full(np.shape(grid_u), np.nan, np.float32)
+        return nan, nan.copy()
+    num_disp = min(num_disp, room)
     bs = opts.block_size
     sgbm = cv2.StereoSGBM_create(
         minDisparity=min_disp, numDisparities=num_disp, blockSize=bs,
