@@ -392,9 +392,13 @@ def test_bad_input_is_counted_and_a_failed_reconstruction_keeps_the_frames(rig):
     error = monitor.wait_event('error', 120.0, stage='reconstruct')
     assert error is not None and error['frames_kept'] == 3, rig.log()
     assert monitor.find_event('reconstruction_complete') is None
-    assert monitor.spin_until(lambda: monitor.diagnostics.get('buffered') == '3' and
-                              monitor.diagnostics.get('busy') == 'False', 10.0)
-    assert monitor.diagnostics['reconstructions_failed'] == '1'
+    # /diagnostics and ~/events are separate topics: wait for the diagnostics that report the
+    # failure instead of assuming they arrive before the event.
+    assert monitor.spin_until(
+        lambda: monitor.diagnostics.get('reconstructions_failed') == '1', 10.0), \
+        monitor.diagnostics
+    assert monitor.diagnostics.get('buffered') == '3'
+    assert monitor.diagnostics.get('busy') == 'False'
     ok, message = monitor.call('reconstruct')  # the frames are still there: retry
     assert ok and 'reconstruction #2 with 3 views' in message, message
     assert monitor.wait_event('error', 120.0, reconstruction=2) is not None

@@ -61,32 +61,34 @@ def test_qos_mismatch_missing_publisher_and_silence_are_reported(ros, tmp_path):
             reliable.publish(malformed.good_image(3_000_000_000 + i * 10 ** 8, seed=i))
         assert mon.spin_until(lambda: rig.diag_int('buffered') == 3, 20.0), mon.diagnostics
 
-        # a best-effort camera in another process: it can never reach a reliable subscription
+        # a best-effort camera in another process: it can never reach a reliable subscription.
+        # It stays in the graph until the silence warnings are checked (they name its QoS).
         camera = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve().parent / 'robust_helpers' /
                                  'malformed.py'), '--case', 'one_by_one', '--topic', QB,
-             '--qos', 'best_effort', '--count', '1'],
+             '--qos', 'best_effort', '--count', '1', '--linger', '120'],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ), text=True)
         try:
             assert rig.wait_log(f'{QB}: a publisher has QoS incompatible with this '
                                 'subscription (policy RELIABILITY', 30.0), rig.log()
-        finally:
-            out, _ = camera.communicate(timeout=60)
-        assert 'Fix: set image_qos to auto or sensor_data' in rig.log()
-        assert mon.spin_until(lambda: rig.diag_int(f'{QB} qos_incompatible') >= 1, 10.0)
-        assert rig.diag_int(f'{QB} received') == 0  # nothing arrived (the 1x1 image included)
+            assert 'Fix: set image_qos to auto or sensor_data' in rig.log()
+            assert mon.spin_until(lambda: rig.diag_int(f'{QB} qos_incompatible') >= 1, 10.0)
+            assert rig.diag_int(f'{QB} received') == 0  # nothing arrived (1x1 image included)
 
-        assert rig.wait_log(f'{QC}: no image for', 20.0), rig.log()
-        assert rig.wait_log(f'{QB}: no image for', 20.0), rig.log()
-        mon.spin_for(SILENCE_S + 1.0)  # more diagnostics and no_frames_warning periods
-        log = rig.log()
-        qc = _lines(log, f'{QC}: no image for')
-        assert len(qc) == 1 and 'since the node started; no publisher on this topic' in qc[0]
-        qb = _lines(log, f'{QB}: no image for')
-        assert len(qb) == 1 and 'with incompatible QoS' in qb[0], qb
+            assert rig.wait_log(f'{QC}: no image for', 20.0), rig.log()
+            assert rig.wait_log(f'{QB}: no image for', 20.0), rig.log()
+            mon.spin_for(SILENCE_S + 1.0)  # more diagnostics and no_frames_warning periods
+            log = rig.log()
+            qc = _lines(log, f'{QC}: no image for')
+            assert len(qc) == 1 and 'since the node started; no publisher on this topic' in qc[0]
+            qb = _lines(log, f'{QB}: no image for')
+            assert len(qb) == 1 and 'with incompatible QoS' in qb[0], qb
+            assert mon.diagnostics['_level'] == 1  # WARN while QoS is incompatible
+            assert 'incompatible QoS' in mon.diagnostics['_message']
+        finally:
+            camera.terminate()
+            camera.communicate(timeout=60)
         assert not _lines(log, f'{QA}: no image for'), 'a finished stream was reported'
-        assert mon.diagnostics['_level'] == 1  # WARN while QoS is incompatible
-        assert 'incompatible QoS' in mon.diagnostics['_message']
         assert mon.diagnostics[f'{QC} seconds_since_last_frame'] == 'never'
 
         # the buffer now waits for more keyframes than it has: /qa's silence matters (once)

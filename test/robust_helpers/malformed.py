@@ -123,7 +123,7 @@ CASES: Dict[str, Tuple[Callable[[int], object], str, str]] = {
 
 
 def publish_case(case: str, topic: str, count: int = 1, qos: str = 'reliable',
-                 wait_s: float = 30.0) -> int:
+                 wait_s: float = 30.0, linger_s: float = 2.0) -> int:
     """Publish ``count`` messages of ``case`` to ``topic`` (its image topic); return 0 if sent."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data, QoSProfile
@@ -153,7 +153,7 @@ def publish_case(case: str, topic: str, count: int = 1, qos: str = 'reliable',
         for _ in range(count):
             pub.publish(build(node.get_clock().now().nanoseconds))
             rclpy.spin_once(node, timeout_sec=0.05)
-        end = time.monotonic() + 2.0  # let reliable delivery (and QoS events) finish
+        end = time.monotonic() + linger_s  # let delivery (and QoS events) finish; stay visible
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.1)
         print(f'published {count} x {case} on {target} ({qos})')
@@ -170,13 +170,15 @@ def main(argv=None) -> int:
     parser.add_argument('--topic', default='/camera/image_raw', help='the raw image topic')
     parser.add_argument('--count', type=int, default=1)
     parser.add_argument('--qos', choices=('reliable', 'best_effort'), default='reliable')
+    parser.add_argument('--linger', type=float, default=2.0,
+                        help='seconds to stay in the graph after publishing')
     parser.add_argument('--list', action='store_true', help='list the cases and exit')
     args = parser.parse_args(argv)
     if args.list or not args.case:
         for name, (_, suffix, outcome) in sorted(CASES.items()):
             print(f'{name:28s} {suffix or "image":12s} expected: {outcome}')
         return 0
-    return publish_case(args.case, args.topic, args.count, args.qos)
+    return publish_case(args.case, args.topic, args.count, args.qos, linger_s=args.linger)
 
 
 if __name__ == '__main__':
