@@ -88,7 +88,12 @@ def _time_reference(create_cloud, header, fields, arrays, repeat, expected):
     tuples = list(zip(*(a.tolist() for a in columns)))
     seconds = _timeit(lambda: create_cloud(header, fields, tuples, C.POINT_STEP), repeat)
     msg = create_cloud(header, fields, tuples, C.POINT_STEP)
-    if bytes(msg.data) != expected:
+    # Compare the field bytes only: numpy leaves the padding of a structured array built from
+    # tuples uninitialised, so its bytes 22-23 of a point are whatever the allocator returned.
+    used = C.POINT_STEP - 2
+    ref = np.frombuffer(bytes(msg.data), np.uint8).reshape(-1, C.POINT_STEP)[:, :used]
+    ours = np.frombuffer(expected, np.uint8).reshape(-1, C.POINT_STEP)[:, :used]
+    if not np.array_equal(ref, ours):
         raise AssertionError('the reference create_cloud packed different bytes than ours')
     return seconds
 
