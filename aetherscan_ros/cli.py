@@ -500,10 +500,8 @@ def cmd_eval(args) -> int:
         raise CliError(f'cannot evaluate {result_dir} against {gt_dir}: {exc}',
                        EXIT_FAILED) from None
     if args.json:
-        import dataclasses
         import json
-        doc = dataclasses.asdict(scores) if dataclasses.is_dataclass(scores) else dict(scores)
-        print(json.dumps(doc, indent=2, default=str))
+        print(json.dumps(scores.as_dict(), indent=2, default=str))
     else:
         print(f'aetherscan eval: {result_dir} ({result.backend}, {result.num_points:,} points, '
               f'{result.num_views} views) against {gt_dir}')

@@ -32,7 +32,7 @@ import math
 import os
 import re
 import threading
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -825,11 +825,3 @@ class ChunkAssembler:
     def add_packed(self, data, fields, point_step: int) -> Optional[CloudArrays]:
         """Decode packed chunk bytes (info read from ``fields``) and :meth:`add` them."""
         return self.add(ChunkInfo.from_fields(fields), unpack_cloud(data, fields, point_step))
-
-
-def iter_packed_chunks(stream_chunks: Sequence[Tuple[ChunkInfo, CloudArrays]]
-                       ) -> Iterator[Tuple[ChunkInfo, array.array, Tuple[FieldSpec, ...], int]]:
-    """Pack each ``(info, cloud)`` of :class:`ChunkStream` into ``(info, data, fields, step)``."""
-    for info, cloud in stream_chunks:
-        data, fields, step = pack_cloud(*cloud, chunk_info=info)
-        yield info, data, fields, step

@@ -130,13 +130,6 @@ def to_pointcloud2(header: HeaderLike, points, colors, confidence=None, view=Non
     return packed_to_pointcloud2(header, data, fields, step, is_dense=is_dense)
 
 
-def cloud_to_pointcloud2(header: HeaderLike, cloud: CloudArrays,
-                         chunk_info: Optional[ChunkInfo] = None,
-                         is_dense: Optional[bool] = None) -> PointCloud2:
-    """Build a ``PointCloud2`` from a :class:`CloudArrays` (see :func:`to_pointcloud2`)."""
-    return to_pointcloud2(header, *cloud, chunk_info=chunk_info, is_dense=is_dense)
-
-
 def make_cloud_msg(cloud, frame_id: str, stamp, chunk_info: Optional[ChunkInfo] = None,
                    is_dense: Optional[bool] = None) -> PointCloud2:
     """

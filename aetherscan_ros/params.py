@@ -12,7 +12,7 @@ names, cross-field rules). Nothing here needs ``rclpy.init()``.
 
 from dataclasses import dataclass, fields
 import os
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType)
@@ -337,8 +337,3 @@ def check_change(current: Mapping[str, object], changes: Sequence) -> Tuple[bool
             merged[param.name] = param.value
     reason = validate(merged)
     return (reason is None, reason or '')
-
-
-def yaml_defaults() -> List[Tuple[str, object]]:
-    """Return ``(name, default)`` of every table entry in table order (docs and tests)."""
-    return [(spec.name, spec.default) for spec in PARAMS]
