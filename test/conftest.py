@@ -44,3 +44,12 @@ def parity_dir(shared_dir):
     if not (path / 'fixture.npz').is_file():
         pytest.skip(f'{path}/fixture.npz is absent: no Fast3R parity fixture to compare with')
     return path
+
+
+@pytest.fixture(scope='module')
+def ros():
+    """Initialise rclpy in the test process for one module (cross-process node tests)."""
+    import rclpy
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()

@@ -34,15 +34,6 @@ def scene(tmp_path_factory):
     return scene, directory
 
 
-@pytest.fixture(scope='module')
-def ros():
-    """Initialise rclpy in this (receiving) process."""
-    import rclpy
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 class Rig:
     """The processes of one test; stops them all at the end (logs kept under tmp_path)."""
 

@@ -143,15 +143,6 @@ def test_package_loads_weights_only_safely():
     assert torch_loads >= 1  # the weights loader was found and checked
 
 
-@pytest.fixture(scope='module')
-def ros():
-    """Initialise rclpy in this (receiving) process."""
-    import rclpy
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 @pytest.mark.ros
 def test_node_auto_with_corrupt_checkpoint_runs_classical(ros, good_checkpoint, tmp_path):
     """With backend auto, a truncated checkpoint: the event names the reason, classical."""

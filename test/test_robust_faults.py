@@ -32,15 +32,6 @@ HELPERS = Path(__file__).resolve().parent / 'robust_helpers'
 TOPIC = '/fault_cam/image_raw'
 
 
-@pytest.fixture(scope='module')
-def ros():
-    """Initialise rclpy in this process (node under test and monitor share it)."""
-    import rclpy
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 class FlakyBackend:
     """A backend that fails the first ``failures`` calls with ``error``, then succeeds."""
 

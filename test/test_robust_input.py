@@ -57,15 +57,6 @@ COMPRESSED_CASES = [
 ]
 
 
-@pytest.fixture(scope='module')
-def ros():
-    """Initialise rclpy in this (publishing and receiving) process."""
-    import rclpy
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 @pytest.fixture
 def rig(ros, tmp_path):
     """Yield a :class:`NodeRig`; stop its node afterwards."""

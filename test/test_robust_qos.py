@@ -26,15 +26,6 @@ QA, QB, QC = '/qa/image_raw', '/qb/image_raw', '/qc/image_raw'
 SILENCE_S = 4.0  # no_frames_warning
 
 
-@pytest.fixture(scope='module')
-def ros():
-    """Initialise rclpy in this (publishing and receiving) process."""
-    import rclpy
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 def _lines(log, text):
     return [line for line in log.splitlines() if text in line]
 
