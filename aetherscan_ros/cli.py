@@ -564,6 +564,7 @@ def doctor_report(model: str = '', device: str = 'auto') -> Tuple[List[str], boo
     if torch_ok:
         lines.append(_cuda_line(torch, device))
     lines.append(_memory_line())
+    lines.append(_cloud_line())
     weights_ok, weights_line = _weights_line(model)
     lines.append(weights_line)
     if torch_ok and weights_ok:
@@ -593,6 +594,19 @@ def _cuda_line(torch, device: str) -> str:
     except Exception as exc:  # noqa: B902
         return _check('warn', f'CUDA: query failed ({type(exc).__name__}: {exc})',
                       'check the NVIDIA driver (nvidia-smi)')
+
+
+def _cloud_line() -> str:
+    from aetherscan_ros import cloud
+    from aetherscan_ros.process_env import hugepage_malloc_state
+    malloc = hugepage_malloc_state()
+    if cloud.PACKER == 'c':
+        return _check('ok', f'cloud packer: C (aetherscan_ros._cloudpack); huge-page malloc '
+                      f'{malloc}')
+    return _check('warn', f'cloud packer: {cloud.PACKER}, 3-8x slower than the C one; '
+                  f'huge-page malloc {malloc}',
+                  'install a C compiler and the Python headers, then `make setup` (or '
+                  '`colcon build`) again')
 
 
 def _memory_line() -> str:

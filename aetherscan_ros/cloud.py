@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import re
+import sys
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -303,8 +304,91 @@ def alloc_buffer(nbytes: int) -> array.array:
     return array.array('B', b'\0') * nbytes
 
 
+def resize_buffer(buf: array.array, nbytes: int) -> array.array:
+    """
+    Resize an ``array.array('B')`` in place to ``nbytes`` and return it.
+
+    Shrinking keeps the memory (no page faults when the buffer is filled again); growing
+    appends zeros. Contents up to the new size are kept; what the caller packs overwrites them.
+    """
+    if not isinstance(buf, array.array) or buf.typecode != 'B':
+        raise TypeError(f"out must be an array.array('B'), got {type(buf).__name__}")
+    have = len(buf)
+    if have > nbytes:
+        del buf[nbytes:]
+    elif have < nbytes:
+        buf.frombytes(bytes(nbytes - have))
+    return buf
+
+
+def _load_packer():
+    """Return ``(module or None, name)``: the C packer when built and allowed, else numpy."""
+    choice = os.environ.get('AETHERSCAN_PACKER', 'auto').strip().lower() or 'auto'
+    if choice not in ('auto', 'c', 'numpy'):
+        LOG.warning('AETHERSCAN_PACKER=%r is not auto, c or numpy: using auto', choice)
+        choice = 'auto'
+    if choice == 'numpy':
+        return None, 'numpy (AETHERSCAN_PACKER=numpy)'
+    if sys.byteorder != 'little':
+        return None, 'numpy (big-endian host: the C packer writes native order)'
+    try:
+        from aetherscan_ros import _cloudpack
+    except ImportError as exc:
+        if choice == 'c':
+            raise ImportError('AETHERSCAN_PACKER=c but the C packer aetherscan_ros._cloudpack '
+                              f'is not built ({exc}); rebuild the package with a C compiler '
+                              'and Python headers') from exc
+        return None, 'numpy (C packer aetherscan_ros._cloudpack not built)'
+    return _cloudpack, 'c'
+
+
+# Which packer fills the buffers: 'c' (the fused one-pass kernel in _cloudpack.c, GIL released)
+# or 'numpy (<why>)' (strided numpy copies, same bytes). `aetherscan doctor` prints it.
+_CPACK, PACKER = _load_packer()
+
+
+def pack_into(out, cloud: CloudArrays, count_nonfinite: bool = True) -> Optional[int]:
+    """
+    Pack ``cloud`` into the writable buffer ``out`` of exactly ``len(cloud) * 24`` bytes.
+
+    Every byte of ``out`` is written (padding zero). Uses the C packer when present (one pass,
+    GIL released) else numpy; clouds of ``_PARALLEL_MIN_POINTS`` or more are split over a few
+    threads that write disjoint rows.
+
+    Returns
+    -------
+    int or None
+        How many points have a NaN/inf coordinate (``None`` when ``count_nonfinite`` is false
+        and the numpy packer, which would need an extra pass, is in use).
+
+    """
+    n = len(cloud)
+    mem = memoryview(out).cast('B')
+    if mem.readonly or mem.nbytes != n * POINT_STEP:
+        raise ValueError(f'output buffer must be writable and hold {n} x {POINT_STEP} = '
+                         f'{n * POINT_STEP} bytes, got {mem.nbytes}'
+                         f'{" (read-only)" if mem.readonly else ""}')
+    if n == 0:
+        return 0
+    fill = _fill_c if _CPACK is not None else _fill_numpy
+    if n < _PARALLEL_MIN_POINTS or _PACK_THREADS == 1:
+        counts = [fill(mem, cloud)]
+    else:
+        # Disjoint row ranges of the same buffer: each thread writes its own slice.
+        bounds = np.linspace(0, n, _PACK_THREADS + 1).astype(int)
+        parts = [_pack_pool().submit(fill, mem[a * POINT_STEP:b * POINT_STEP],
+                                     cloud.select(slice(a, b)))
+                 for a, b in zip(bounds[:-1], bounds[1:])]
+        counts = [part.result() for part in parts]
+    if _CPACK is not None:
+        return int(sum(counts))
+    if not count_nonfinite:
+        return None
+    return int(n - np.count_nonzero(np.isfinite(cloud.points).all(axis=1)))
+
+
 def pack_cloud(points, colors, confidence=None, view=None,
-               chunk_info: Optional[ChunkInfo] = None
+               chunk_info: Optional[ChunkInfo] = None, out: Optional[array.array] = None
                ) -> Tuple[array.array, Tuple[FieldSpec, ...], int]:
     """
     Pack a cloud into PointCloud2 ``data`` bytes; no per-point Python, one write pass.
@@ -321,6 +405,10 @@ def pack_cloud(points, colors, confidence=None, view=None,
         ``[N]`` uint16 or a scalar view index (default 0).
     chunk_info : ChunkInfo, optional
         Appends the chunk marker field.
+    out : array.array('B'), optional
+        A buffer to reuse: resized in place (see :func:`resize_buffer`) and returned as
+        ``data``. Reusing a buffer avoids the page faults a fresh one costs (above ~32 MB glibc
+        maps every allocation anew); nothing else may still use its old content.
 
     Returns
     -------
@@ -331,37 +419,45 @@ def pack_cloud(points, colors, confidence=None, view=None,
 
     """
     cloud = as_cloud(points, colors, confidence, view)
-    n = len(cloud)
-    data = alloc_buffer(n * POINT_STEP)
-    if n:
-        out = np.frombuffer(data, np.uint8).reshape(n, POINT_STEP)
-        if n < _PARALLEL_MIN_POINTS or _PACK_THREADS == 1:
-            _fill(out, cloud)
-        else:
-            # Disjoint row ranges of the same buffer: each thread writes its own slice.
-            bounds = np.linspace(0, n, _PACK_THREADS + 1).astype(int)
-            parts = [_pack_pool().submit(_fill, out[a:b], cloud.select(slice(a, b)))
-                     for a, b in zip(bounds[:-1], bounds[1:])]
-            for part in parts:
-                part.result()
+    nbytes = len(cloud) * POINT_STEP
+    data = alloc_buffer(nbytes) if out is None else resize_buffer(out, nbytes)
+    pack_into(data, cloud, count_nonfinite=False)
     return data, cloud_fields(chunk_info), POINT_STEP
+
+
+def _scalar_or_array(values: np.ndarray, dtype):
+    """Return a broadcast (stride 0) column as a Python scalar, else a contiguous array."""
+    if values.strides == (0,):
+        return values[0].item()
+    return np.ascontiguousarray(values, dtype)
+
+
+def _fill_c(out: memoryview, cloud: CloudArrays) -> int:
+    """Pack with the C kernel; return the number of points with a non-finite coordinate."""
+    points, colors, confidence, view = cloud
+    return _CPACK.pack(out, np.ascontiguousarray(points, np.float32),
+                       np.ascontiguousarray(colors, np.uint8),
+                       _scalar_or_array(confidence, np.float32),
+                       _scalar_or_array(view, np.uint16))
 
 
 _XYZ_DTYPE = np.dtype({'names': ['xyz'], 'formats': ['V12'], 'offsets': [0],
                        'itemsize': POINT_STEP})
 
 
-def _fill(out: np.ndarray, cloud: CloudArrays):
+def _fill_numpy(mem: memoryview, cloud: CloudArrays) -> int:
     """
-    Write ``cloud`` into ``out`` ``[N, 24]`` uint8 block by block (padding left as is).
+    Write ``cloud`` into ``mem`` (``N * 24`` bytes) with numpy, block by block; return 0.
 
     Every copy is a 1-D strided numpy loop (no per-point Python); blocks of ``_PACK_BLOCK``
-    points keep the destination in cache while its fields are written. The views are explicitly
-    little endian, so numpy byte-swaps on big-endian hosts.
+    points keep the destination in cache while its fields are written. ``view`` is written as
+    a uint32, which also zeroes the padding bytes. The views are explicitly little endian, so
+    numpy byte-swaps on big-endian hosts. Non-finite points are not counted here.
     """
-    n = out.shape[0]
+    n = len(cloud)
+    out = np.frombuffer(mem, np.uint8).reshape(n, POINT_STEP)
     f32 = out.view('<f4')  # [N, 6]
-    u16 = out.view('<u2')  # [N, 12]
+    u32 = out.view('<u4')  # [N, 6]
     points, colors, confidence, view = cloud
     xyz_src = xyz_dst = None
     if points.flags.c_contiguous and points.dtype == np.dtype('<f4'):
@@ -373,13 +469,15 @@ def _fill(out: np.ndarray, cloud: CloudArrays):
             xyz_dst[start:stop] = xyz_src[start:stop]
         else:
             f32[start:stop, 0:3] = points[start:stop]
-        # rgb as bytes B, G, R (byte 15 stays 0): uint32 0x00RRGGBB little endian.
+        # rgb as bytes B, G, R, 0: uint32 0x00RRGGBB little endian.
         block, rgb = out[start:stop], colors[start:stop]
         block[:, 12] = rgb[:, 2]
         block[:, 13] = rgb[:, 1]
         block[:, 14] = rgb[:, 0]
+        block[:, 15] = 0
         f32[start:stop, 4] = confidence[start:stop]
-        u16[start:stop, 10] = view[start:stop]
+        u32[start:stop, 5] = view[start:stop]
+    return 0
 
 
 def pack_rgb(colors: np.ndarray) -> np.ndarray:

@@ -46,8 +46,9 @@ from visualization_msgs.msg import MarkerArray
 from aetherscan_ros import conversions, params
 from aetherscan_ros.backends.base import Frame, ReconstructionResult
 from aetherscan_ros.buffer import ACCEPTED, FrameBuffer, SKIP_BACKWARDS, thumbnail
-from aetherscan_ros.cloud import ChunkStream, voxel_downsample
-from aetherscan_ros.msg_cloud import make_cloud_msg
+from aetherscan_ros.cloud import ChunkStream, PACKER, point_budget, voxel_downsample
+from aetherscan_ros.msg_cloud import make_cloud_msg, MessageBuffer
+from aetherscan_ros.process_env import hugepage_malloc_state
 
 NODE_NAME = 'aetherscan_node'
 LOG_THROTTLE_S = 5.0
@@ -123,6 +124,9 @@ class AetherscanNode(Node):
         self._throttle: Dict[Tuple[str, ...], Tuple[float, int]] = {}
         self._size_notes: set = set()  # (camera, size, other camera, other size) reported
         self._saved: Dict[int, str] = {}  # reconstruction id -> directory ~/save wrote
+        # msg.data buffers reused from one publish to the next (worker thread only).
+        self._chunk_buffer = MessageBuffer()
+        self._cloud_buffer = MessageBuffer()
         self._recon_id = 0
         self._busy = False
         self._auto_blocked = False
@@ -189,7 +193,8 @@ class AetherscanNode(Node):
         self.get_logger().info(
             f'listening on {", ".join(c.sub_topic for c in self._cameras)} '
             f'({cfg.image_transport}, qos {cfg.image_qos}); backend {cfg.backend}; '
-            f'min_views {cfg.min_views}, max_views {cfg.max_views}')
+            f'min_views {cfg.min_views}, max_views {cfg.max_views}; cloud packer '
+            f'{PACKER}, huge-page malloc {hugepage_malloc_state()}')
 
     # ------------------------------------------------------------------ parameters
 
@@ -588,7 +593,8 @@ class AetherscanNode(Node):
     def _publish_chunks(self, chunks, stamp_ns: int):
         frame = self.config.world_frame
         for info, cloud in chunks:
-            self._pub_points.publish(make_cloud_msg(cloud, frame, stamp_ns, chunk_info=info))
+            self._pub_points.publish(make_cloud_msg(cloud, frame, stamp_ns, chunk_info=info,
+                                                    out=self._chunk_buffer.take()))
             self._count('chunks_published')
 
     def _run_job(self, recon: int, frames: Sequence[Frame], trigger: str):
@@ -672,7 +678,15 @@ class AetherscanNode(Node):
         cloud = (result.points, result.colors, result.confidence, result.view_index)
         if cfg.voxel_size > 0 and result.num_points:
             cloud = tuple(voxel_downsample(*cloud, voxel=cfg.voxel_size))
-        self._pub_cloud.publish(make_cloud_msg(cloud, cfg.world_frame, stamp_ns))
+        if cfg.cloud_max_points and len(cloud[0]) > cfg.cloud_max_points:
+            before = len(cloud[0])
+            budgeted, voxel = point_budget(*cloud, max_points=cfg.cloud_max_points)
+            cloud = tuple(budgeted)
+            self.get_logger().info(
+                f'~/cloud: {before} points over cloud_max_points {cfg.cloud_max_points}: '
+                f'{len(cloud[0])} after voxel {voxel:.4g}')
+        self._pub_cloud.publish(make_cloud_msg(cloud, cfg.world_frame, stamp_ns,
+                                               out=self._cloud_buffer.take()))
         transforms = conversions.poses_to_transforms(
             result.poses_c2w, cfg.world_frame, cfg.frame_prefix, stamp_ns)
         if cfg.parent_frame:

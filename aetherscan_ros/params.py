@@ -118,6 +118,11 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('voxel_size', 'double', 0.0,
               'Voxel edge (world units) for downsampling ~/cloud; 0 = full resolution.',
               bounds=(0.0, 100.0)),
+    ParamSpec('cloud_max_points', 'int', 0,
+              'Point budget of ~/cloud: above it the cloud is voxel-downsampled with a growing '
+              'voxel until at most this many points remain (RViz draws 1M+ points slowly); '
+              '0 = no budget. Applied after voxel_size; ~/points always streams every point.',
+              bounds=(0, 100000000)),
     ParamSpec('frustum_scale', 'double', 0.0,
               'Depth of the camera frusta in ~/cameras (world units); 0 = 10% of the cloud '
               'extent.', bounds=(0.0, 1000.0)),
@@ -160,6 +165,7 @@ class NodeConfig:
     frame_prefix: str
     chunk_points: int
     voxel_size: float
+    cloud_max_points: int
     frustum_scale: float
     output_dir: str
     diagnostics_period: float

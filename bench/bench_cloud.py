@@ -12,12 +12,21 @@ run with
   the generated setter copies once more). Its documented input is a list of per-point tuples;
   building that list from numpy is *not* timed (in the reference's favour). Its fast path,
   a structured ndarray the caller fills field by field, is reported too;
-* a plain copy of the same number of bytes into a fresh numpy buffer (the floor) and into a
-  fresh Python ``bytes`` (what any message buffer costs, page faults included).
+* a plain copy of the same number of bytes into an existing buffer (the floor of packing into a
+  reused buffer, the node's path), into a new numpy buffer and into new Python ``bytes`` (the
+  floors of packing into a new buffer, page faults included).
+
+Ours is timed with the packer in use (C when built) and with the numpy fallback, into a new and
+into a reused buffer; ``msg.data`` assignment is timed for each kind of value; and the new-buffer
+case is repeated in a child process started with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``.
 """
 
 import array
+import json
+import os
+from pathlib import Path
 import statistics
+import subprocess
 import sys
 import time
 
@@ -30,6 +39,7 @@ try:  # the real reference when a ROS install provides it
 except ImportError:
     _SMPY = None
 
+REPO = Path(__file__).resolve().parents[1]
 _NP_OF = {C.INT8: 'i1', C.UINT8: 'u1', C.INT16: 'i2', C.UINT16: 'u2', C.INT32: 'i4',
           C.UINT32: 'u4', C.FLOAT32: 'f4', C.FLOAT64: 'f8'}
 
@@ -120,37 +130,22 @@ def _row(what, n, seconds, baseline='', ratio=None, notes='', unit_bytes=C.POINT
             'baseline': baseline, 'ratio': ratio, 'notes': notes}
 
 
-def bench_pack(n, repeat, ref_repeat):
-    """Return rows for packing ``n`` points: ours, references and floors."""
-    from sensor_msgs.msg import PointField
-    from std_msgs.msg import Header
+def _packer_name():
+    return 'C' if C._CPACK is not None else 'numpy'
 
-    from aetherscan_ros.msg_cloud import to_pointcloud2
 
-    points, colors, conf, view = _data(n)
-    nbytes = n * C.POINT_STEP
-    rows = []
-    t_pack = _timeit(lambda: C.pack_cloud(points, colors, conf, view), repeat)
-    # Check the packed bytes once (a benchmark that measures a wrong result is worthless).
-    out = C.unpack_cloud(*C.pack_cloud(points, colors, conf, view))
-    assert np.array_equal(out.points, points) and np.array_equal(out.colors, colors)
+def _floors(n, repeat):
+    """Return memcpy times of ``n`` points' bytes: into an existing, a new numpy, new bytes."""
+    src = np.ones(n * C.POINT_STEP, np.uint8)
+    dst = np.empty_like(src)
+    return {'warm': _timeit(lambda: np.copyto(dst, src), repeat),
+            'fresh': _timeit(lambda: np.copyto(np.empty_like(src), src), repeat),
+            'bytes': _timeit(lambda: src.tobytes(), repeat)}
 
-    header = Header(frame_id='world')
-    t_msg = _timeit(lambda: to_pointcloud2(header, points, colors, conf, view), repeat)
-    t_msg_nocheck = _timeit(lambda: to_pointcloud2(header, points, colors, conf, view,
-                                                   is_dense=False), repeat)
 
-    src = np.ones(nbytes, np.uint8)
-    t_memcpy = _timeit(lambda: np.copyto(np.empty_like(src), src), repeat)
-    t_bytes = _timeit(lambda: src.tobytes(), repeat)
-
-    fields = [PointField(name=s.name, offset=s.offset, datatype=s.datatype, count=s.count)
-              for s in C.CLOUD_FIELDS]
-    create_cloud, ref_name = _create_cloud()
-    rgb_f = C.pack_rgb(colors).view(np.float32)
-    t_ref = _time_reference(create_cloud, header, fields, (points, rgb_f, conf, view),
-                            ref_repeat, bytes(C.pack_cloud(points, colors, conf, view)[0]))
-
+def _time_structured(create_cloud, header, fields, points, rgb_f, conf, view, repeat):
+    """Time create_cloud's fast path: the caller fills a structured ndarray field by field."""
+    n = len(points)
     dtype = _reference_dtype(C.CLOUD_FIELDS, C.POINT_STEP)
 
     def structured_path():
@@ -158,25 +153,159 @@ def bench_pack(n, repeat, ref_repeat):
         arr['x'], arr['y'], arr['z'] = points[:, 0], points[:, 1], points[:, 2]
         arr['rgb'], arr['confidence'], arr['view'] = rgb_f, conf, view
         return create_cloud(header, fields, arr, C.POINT_STEP)
-    t_struct = _timeit(structured_path, repeat)
+    return _timeit(structured_path, repeat)
 
-    rows.append(_row('pack_cloud (ours)', n, t_pack, ref_name + ' [tuples]', t_ref / t_pack,
-                     'ratio = reference time / ours (speed-up)'))
-    rows.append(_row('pack_cloud (ours)', n, t_pack, 'create_cloud [structured ndarray]',
-                     t_struct / t_pack, 'speed-up vs its fast path (caller fills the array)'))
-    rows.append(_row('pack_cloud (ours)', n, t_pack, 'memcpy into numpy buffer',
-                     t_pack / t_memcpy, 'ratio = ours / memcpy (slow-down vs the floor)'))
-    rows.append(_row('pack_cloud (ours)', n, t_pack, 'copy into new bytes (tobytes)',
-                     t_pack / t_bytes, 'slow-down vs a copy into a Python-owned buffer'))
-    rows.append(_row('to_pointcloud2 (ours, message)', n, t_msg, ref_name + ' [tuples]',
-                     t_ref / t_msg, 'pack + PointCloud2 + is_dense scan; speed-up'))
-    rows.append(_row('to_pointcloud2 is_dense=False', n, t_msg_nocheck, ref_name + ' [tuples]',
-                     t_ref / t_msg_nocheck, 'no NaN scan; speed-up'))
-    rows.append(_row(ref_name + ' [tuples]', n, t_ref, notes=f'{ref_repeat} run(s)'))
-    rows.append(_row('create_cloud [structured ndarray]', n, t_struct))
-    rows.append(_row('memcpy into numpy buffer', n, t_memcpy, notes='floor'))
-    rows.append(_row('copy into new bytes (tobytes)', n, t_bytes))
+
+def _ros_fields():
+    from sensor_msgs.msg import PointField
+    return [PointField(name=s.name, offset=s.offset, datatype=s.datatype, count=s.count)
+            for s in C.CLOUD_FIELDS]
+
+
+def bench_pack(n, repeat, ref_repeat):
+    """Return rows for packing ``n`` points: ours (C and numpy packers), references, floors."""
+    from std_msgs.msg import Header
+
+    from aetherscan_ros.msg_cloud import MessageBuffer, to_pointcloud2
+
+    points, colors, conf, view = _data(n)
+    cloud = C.as_cloud(points, colors, conf, view)
+    packed = bytes(C.pack_cloud(points, colors, conf, view)[0])
+    # Check the packed bytes once (a benchmark that measures a wrong result is worthless).
+    out = C.unpack_cloud(packed, C.cloud_fields(), C.POINT_STEP)
+    assert np.array_equal(out.points, points) and np.array_equal(out.colors, colors)
+
+    ours = _packer_name()
+    reused = C.alloc_buffer(n * C.POINT_STEP)
+    t_fresh = _timeit(lambda: C.pack_cloud(points, colors, conf, view), repeat)
+    t_reused = _timeit(lambda: C.pack_cloud(points, colors, conf, view, out=reused), repeat)
+    assert bytes(reused) == packed
+    saved = C._CPACK
+    try:
+        C._CPACK = None  # the numpy packer, the fallback where the extension is not built
+        t_numpy = _timeit(lambda: C.pack_cloud(points, colors, conf, view), repeat)
+        t_numpy_reused = _timeit(lambda: C.pack_into(reused, cloud, False), repeat)
+        assert bytes(reused) == packed
+    finally:
+        C._CPACK = saved
+
+    header = Header(frame_id='world')
+    pool = MessageBuffer()
+    t_msg = _timeit(lambda: to_pointcloud2(header, points, colors, conf, view), repeat)
+    t_msg_pool = _timeit(lambda: to_pointcloud2(header, points, colors, conf, view,
+                                                out=pool.take()), repeat)
+    floors = _floors(n, repeat)
+
+    fields = _ros_fields()
+    create_cloud, ref_name = _create_cloud()
+    rgb_f = C.pack_rgb(colors).view(np.float32)
+    t_ref = _time_reference(create_cloud, header, fields, (points, rgb_f, conf, view),
+                            ref_repeat, packed)
+    t_struct = _time_structured(create_cloud, header, fields, points, rgb_f, conf, view, repeat)
+
+    tuples, struct = ref_name + ' [tuples]', 'create_cloud [structured ndarray]'
+    warm, fresh = 'memcpy into an existing buffer', 'memcpy into a new numpy buffer'
+    speed, slow = 'speed-up (reference time / ours)', 'slow-down vs the floor (ours / memcpy)'
+    rows = []
+    for what, t, note in (
+            (f'pack_cloud, reused buffer [{ours}]', t_reused, "the node's path (MessageBuffer)"),
+            (f'pack_cloud, new buffer [{ours}]', t_fresh, 'one-off callers')):
+        rows.append(_row(what, n, t, tuples, t_ref / t, speed))
+        rows.append(_row(what, n, t, struct, t_struct / t, speed + ', its fast path'))
+        rows.append(_row(what, n, t, warm if 'reused' in what else fresh,
+                         t / floors['warm' if 'reused' in what else 'fresh'], f'{slow}; {note}'))
+    rows.append(_row(f'pack_cloud, new buffer [{ours}]', n, t_fresh, 'copy into new bytes',
+                     t_fresh / floors['bytes'], 'vs a copy into a new Python-owned buffer'))
+    rows.append(_row('pack_cloud, new buffer [numpy fallback]', n, t_numpy, struct,
+                     t_struct / t_numpy, speed))
+    rows.append(_row('pack_cloud, new buffer [numpy fallback]', n, t_numpy, fresh,
+                     t_numpy / floors['fresh'], slow))
+    rows.append(_row('pack_cloud, reused buffer [numpy fallback]', n, t_numpy_reused, warm,
+                     t_numpy_reused / floors['warm'], slow))
+    rows.append(_row(f'to_pointcloud2, MessageBuffer [{ours}]', n, t_msg_pool, struct,
+                     t_struct / t_msg_pool, 'message + is_dense; ' + speed))
+    rows.append(_row(f'to_pointcloud2, new buffer [{ours}]', n, t_msg, struct,
+                     t_struct / t_msg, 'message + is_dense; ' + speed))
+    rows.append(_row(tuples, n, t_ref, notes=f'{ref_repeat} run(s); list of tuples built '
+                     'untimed'))
+    rows.append(_row(struct, n, t_struct, notes='the caller fills a structured array'))
+    rows.append(_row(warm, n, floors['warm'], notes='floor'))
+    rows.append(_row(fresh, n, floors['fresh'], notes='floor incl. allocation (numpy asks '
+                     'for transparent huge pages)'))
+    rows.append(_row('copy into new bytes (tobytes)', n, floors['bytes'],
+                     notes='allocation with 4 KiB page faults above ~32 MB'))
     return rows
+
+
+def bench_data_assignment(n, repeat):
+    """Return rows for ``msg.data = ...`` with each kind of value rclpy accepts."""
+    from sensor_msgs.msg import PointCloud2
+
+    from aetherscan_ros.msg_cloud import new_pointcloud2
+
+    data = C.pack_cloud(*_data(n))[0]
+    as_bytes, as_view, as_array = bytes(data), memoryview(data), np.frombuffer(data, np.uint8)
+
+    def assign(msg, value):
+        msg.data = value
+        return msg
+
+    slow_repeat = 1 if n > 100_000 else max(1, repeat // 3)
+    cases = [
+        ('array.array, PointCloud2(check_fields=True)', lambda: assign(new_pointcloud2(), data),
+         repeat, 'kept as is (what msg_cloud does)'),
+        ('array.array, default PointCloud2()', lambda: assign(PointCloud2(), data), repeat,
+         'the setter copies it'),
+        ('bytes', lambda: assign(PointCloud2(), as_bytes), repeat, 'array.array(bytes): a copy'),
+        ('memoryview', lambda: assign(PointCloud2(), as_view), slow_repeat,
+         'iterated element by element'),
+        ('numpy uint8 ndarray', lambda: assign(PointCloud2(), as_array), slow_repeat,
+         'iterated element by element'),
+    ]
+    times = {what: _timeit(fn, r) for what, fn, r, _ in cases}
+    best = times[cases[0][0]]
+    rows = []
+    for what, fn, _, note in cases:
+        assert bytes(fn().data) == as_bytes
+        rows.append(_row(f'msg.data = {what}', n, times[what], 'array.array, check_fields',
+                         times[what] / best if best else None, note + '; ratio = time / best'))
+    return rows
+
+
+def _child_fresh_pack(n, repeat):
+    """In this process: time pack_cloud, its reference and the floors (new buffers); JSON."""
+    from std_msgs.msg import Header
+
+    points, colors, conf, view = _data(n)
+    create_cloud, _ = _create_cloud()
+    result = {'pack': _timeit(lambda: C.pack_cloud(points, colors, conf, view), repeat),
+              'packer': _packer_name(),
+              'struct': _time_structured(create_cloud, Header(frame_id='world'), _ros_fields(),
+                                         points, C.pack_rgb(colors).view(np.float32), conf,
+                                         view, repeat)}
+    result.update(_floors(n, repeat))
+    print(json.dumps(result))
+
+
+def bench_fresh_with_hugepages(n, repeat):
+    """Run the new-buffer packing in a child whose glibc malloc uses transparent huge pages."""
+    from aetherscan_ros.process_env import with_hugepage_malloc
+
+    env = dict(os.environ)
+    env.update(with_hugepage_malloc(env))
+    env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
+    out = subprocess.run([sys.executable, '-m', 'bench.bench_cloud', 'fresh', str(n),
+                          str(repeat)], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=600, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    what = f'pack_cloud, new buffer [{r["packer"]}], {env["GLIBC_TUNABLES"]}'
+    note = 'child process, as the launch file starts the node (hugepage_malloc)'
+    return [_row(what, n, r['pack'], 'create_cloud [structured ndarray]', r['struct'] / r['pack'],
+                 f'speed-up; same child: reference {r["struct"] * 1e3:.1f} ms'),
+            _row(what, n, r['pack'], 'memcpy into a new numpy buffer', r['pack'] / r['fresh'],
+                 f'slow-down; {note}'),
+            _row(what, n, r['pack'], 'copy into new bytes', r['pack'] / r['bytes'],
+                 f'same child: new bytes {r["bytes"] * 1e3:.1f} ms')]
 
 
 def bench_unpack_and_lod(n, repeat):
@@ -211,6 +340,16 @@ def run(quick: bool):
         repeat = 3 if quick else (7 if n <= 1_000_000 else 3)
         ref_repeat = 3 if n <= 100_000 else 1
         rows += bench_pack(n, repeat, ref_repeat)
+    for n in ([100_000] if quick else [100_000, 1_000_000]):
+        rows += bench_data_assignment(n, 3 if quick else 7)
+    if sys.platform.startswith('linux'):
+        for n in ([100_000] if quick else [1_000_000, 5_000_000]):
+            rows += bench_fresh_with_hugepages(n, 3)
     for n in ([100_000] if quick else [1_000_000, 5_000_000]):
         rows += bench_unpack_and_lod(n, 3 if quick else 5)
     return rows
+
+
+if __name__ == '__main__':  # the child of bench_fresh_with_hugepages
+    if sys.argv[1:2] == ['fresh']:
+        _child_fresh_pack(int(sys.argv[2]), int(sys.argv[3]))

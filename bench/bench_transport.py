@@ -9,6 +9,10 @@ A publisher process packs and publishes a cloud (1M points, quick mode 100k) as 
 from just before the first ``publish()`` to the moment the last missing chunk is reassembled
 (both stamps from the wall clock of one machine), so it includes packing the later chunks.
 
+Also measured: building and publishing one whole transient-local cloud (what ``~/cloud`` does),
+with a new or a reused ``msg.data`` buffer, each without and with glibc huge-page malloc
+(``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, what the launch file sets), in child processes.
+
 Configurations: QoS ``default`` (rclpy's: reliable, keep last 10), ``reliable100`` (reliable,
 keep last 100, what ``~/points`` uses), ``best_effort`` (sensor data QoS), each without and with
 ``config/fastdds_large_data.xml``. Every run gets its own ROS_DOMAIN_ID with
@@ -108,7 +112,7 @@ def publisher(n, chunk_points, qos_name, linger_s):
     from sensor_msgs.msg import PointCloud2
 
     from aetherscan_ros.cloud import ChunkStream
-    from aetherscan_ros.msg_cloud import make_cloud_msg
+    from aetherscan_ros.msg_cloud import make_cloud_msg, MessageBuffer
 
     rclpy.init()
     node = rclpy.create_node('bench_transport_pub')
@@ -120,6 +124,7 @@ def publisher(n, chunk_points, qos_name, linger_s):
     matched = pub.get_subscription_count() > 0
     time.sleep(0.5)  # let discovery settle both ways
     errors = 0
+    buffer = MessageBuffer()  # as the node: one msg.data buffer reused chunk after chunk
     stream = ChunkStream(1, chunk_points)
     per_view = -(-n // 16)
     t0 = time.time()
@@ -130,7 +135,8 @@ def publisher(n, chunk_points, qos_name, linger_s):
             chunks += stream.finish()
         for info, chunk in chunks:
             try:
-                pub.publish(make_cloud_msg(chunk, 'world', 0, chunk_info=info, is_dense=True))
+                pub.publish(make_cloud_msg(chunk, 'world', 0, chunk_info=info, is_dense=True,
+                                           out=buffer.take()))
             except rclpy_implementation.RCLError:
                 errors += 1
     t_last = time.time()
@@ -141,6 +147,85 @@ def publisher(n, chunk_points, qos_name, linger_s):
         rclpy.spin_once(node, timeout_sec=0.05)
     node.destroy_node()
     rclpy.try_shutdown()
+
+
+def latched(n, repeat):
+    """Build and publish a whole cloud on a ~/cloud-like publisher ``repeat`` times; RESULT."""
+    import statistics
+
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+
+    from aetherscan_ros.msg_cloud import make_cloud_msg, MessageBuffer
+
+    rclpy.init()
+    node = rclpy.create_node('bench_transport_latched')
+    pub = node.create_publisher(PointCloud2, TOPIC + '_latched', QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    cloud = make_data(n)
+    result = {}
+    for mode in ('new', 'reused'):
+        buffer = MessageBuffer()
+        build, publish = [], []
+        for _ in range(repeat + 1):  # the first round warms up (and allocates the buffer)
+            t0 = time.perf_counter()
+            msg = make_cloud_msg(cloud, 'world', 0, out=buffer.take() if mode == 'reused'
+                                 else None)
+            t1 = time.perf_counter()
+            pub.publish(msg)
+            t2 = time.perf_counter()
+            del msg
+            build.append(t1 - t0)
+            publish.append(t2 - t1)
+        result[mode] = {'build': statistics.median(build[1:]),
+                        'publish': statistics.median(publish[1:])}
+    _emit(result)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def run_latched(n, repeat, hugepages, domain):
+    """Run :func:`latched` in a child process, with or without huge-page malloc."""
+    from aetherscan_ros.process_env import with_hugepage_malloc
+
+    env = dict(os.environ)
+    env.update({'ROS_DOMAIN_ID': str(domain), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+                'PYTHONPATH': str(REPO) + os.pathsep + env.get('PYTHONPATH', '')})
+    env.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='aetherscan_bench_log_'))
+    env.pop('GLIBC_TUNABLES', None)
+    if hugepages:
+        env.update(with_hugepage_malloc(env))
+    out = subprocess.run([sys.executable, '-m', 'bench.bench_transport', 'latched', str(n), '0',
+                          'reliable100', str(repeat)], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+    result = _read_result(out.stdout)
+    if result is None:
+        raise RuntimeError(f'latched publisher failed: {(out.stdout + out.stderr)[-400:]!r}')
+    return result
+
+
+def latched_rows(sizes, repeat, domain):
+    """Rows: building + publishing a whole transient-local cloud, without/with huge pages."""
+    rows = []
+    for n in sizes:
+        runs = {hp: run_latched(n, repeat, hp, domain) for hp in (False, True)}
+        for hp, r in runs.items():
+            malloc = 'glibc.malloc.hugetlb=1' if hp else 'default malloc'
+            for mode in ('new', 'reused'):
+                total = r[mode]['build'] + r[mode]['publish']
+                base = runs[False]['new']
+                base_total = base['build'] + base['publish']
+                rows.append({
+                    'group': 'transport', 'size': f'{n:,} pts', 'median_s': total,
+                    'what': f'whole ~/cloud: build + publish(), {mode} buffer, {malloc}',
+                    'throughput': f'{n * 24 / total / 1e6:.0f} MB/s',
+                    'baseline': 'new buffer, default malloc', 'ratio': base_total / total,
+                    'notes': f'build {r[mode]["build"] * 1e3:.1f} ms + publish() '
+                             f'{r[mode]["publish"] * 1e3:.1f} ms; no subscriber; '
+                             f'median of {repeat}'})
+    return rows
 
 
 def _read_result(text):
@@ -227,17 +312,22 @@ def run(quick: bool):
             if base:
                 row['baseline'] = f'{qos_name}, default Fast DDS'
                 row['ratio'] = base / row['median_s']
+    if sys.platform.startswith('linux'):
+        rows += latched_rows([100_000] if quick else [1_000_000, 5_000_000], 3 if quick else 5,
+                             base_domain + 20)
     return rows
 
 
 def main(argv):
-    """Entry point of the two roles: ``sub|pub POINTS CHUNK QOS [SECONDS]``."""
+    """Entry point of the roles: ``sub|pub|latched POINTS CHUNK QOS [SECONDS or REPEAT]``."""
     role, n, chunk, qos_name = argv[0], int(argv[1]), int(argv[2]), argv[3]
     seconds = float(argv[4]) if len(argv) > 4 else 30.0
     if role == 'sub':
         subscriber(n, qos_name, seconds)
     elif role == 'pub':
         publisher(n, chunk, qos_name, seconds)
+    elif role == 'latched':
+        latched(n, int(seconds))
     else:
         raise SystemExit(f'unknown role {role!r}')
 

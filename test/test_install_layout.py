@@ -38,7 +38,7 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('install_layout')
     src = tmp / 'src'
     src.mkdir()
-    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.egg-info')
+    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.egg-info', '*.so', '*.pyd')
     for name in ('setup.py', 'setup.cfg', 'package.xml', 'README.md'):
         if (REPO / name).is_file():
             shutil.copy2(REPO / name, src / name)
@@ -130,3 +130,20 @@ def test_python_packages_installed(installed):
     if (src / PKG / 'py.typed').is_file():
         assert (site / PKG / 'py.typed').is_file(), 'py.typed not installed'
     assert not (site / 'test').exists(), 'the test/ folder was installed as a package'
+
+
+def test_c_packer_is_compiled_and_imported_from_the_prefix(installed):
+    """``setup.py build`` compiles aetherscan_ros._cloudpack; the installed module uses it."""
+    if not (shutil.which('cc') or shutil.which('gcc')):
+        pytest.skip('no C compiler: the extension is optional and the numpy packer is used')
+    src, prefix, log = installed
+    site = _site_packages(prefix)
+    assert list((site / PKG).glob('_cloudpack*.so')), f'_cloudpack not built:\n{log[-2000:]}'
+    probe = ('import aetherscan_ros.cloud as c, aetherscan_ros._cloudpack as k; '
+             'print(c.PACKER, k.__file__)')
+    env = {'PATH': '/usr/bin:/bin', 'PYTHONPATH': str(site), 'AETHERSCAN_PACKER': 'c'}
+    proc = subprocess.run([sys.executable, '-c', probe], cwd=prefix, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    packer, where = proc.stdout.split()
+    assert packer == 'c' and Path(where).is_relative_to(site), proc.stdout

@@ -17,7 +17,7 @@ YAML_PATH = REPO / 'config' / 'aetherscan.yaml'
 RVIZ_PATH = REPO / 'config' / 'aetherscan.rviz'
 LAUNCH_PATH = REPO / 'launch' / 'aetherscan.launch.py'
 LAUNCH_ARGS = {'params_file', 'image_topics', 'backend', 'model', 'namespace', 'use_rviz',
-               'large_data_profile'}
+               'large_data_profile', 'hugepage_malloc'}
 
 _YAML_TYPES = {
     'bool': lambda v: isinstance(v, bool),
@@ -131,3 +131,5 @@ def test_launch_description_builds():
     assert set(env) == {'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'}
     assert all(os.path.isfile(path) for path in env.values())
     assert module.profile_environment('false') == {}
+    assert module.malloc_environment('true')['GLIBC_TUNABLES'].endswith('glibc.malloc.hugetlb=1')
+    assert module.malloc_environment('false') == {}

@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from aetherscan_ros.process_env import with_hugepage_malloc
 from aetherscan_ros.ros_domain import claim_domain_id
 
 NODE_NS = '/aetherscan_node'
@@ -283,7 +284,7 @@ def run(args) -> int:
             'image_topics': ['/camera/image_raw'], 'image_transport': args.transport,
             'min_views': args.num_views, 'max_views': args.num_views,
             'keyframe_min_interval': 0.1, 'output_dir': str(out / 'node'),
-        }), out / 'node.log', env)
+        }), out / 'node.log', {**env, **with_hugepage_malloc(env)})  # as the launch file
         if not monitor.wait_for_node(60.0):
             print(f'aetherscan_node did not start; see {out / "node.log"}', file=sys.stderr)
             return 1
