@@ -247,3 +247,32 @@ def test_hugepage_malloc_environment_keeps_other_tunables():
     state = hugepage_malloc_state(with_hugepage_malloc({}))
     assert state.startswith(('on', 'off (kernel THP mode never)')), state
     assert hugepage_malloc_state({}).startswith(('off', 'on (kernel THP mode always)'))
+
+
+def test_plain_c_path_equals_the_sse2_path(tmp_path):
+    """Build the kernel without SSE2 (the path of non-x86 hosts, e.g. Jetson) and compare."""
+    import importlib.util
+    import sysconfig
+
+    compiler = shutil.which('gcc') or shutil.which('cc')
+    include = sysconfig.get_paths()['include']
+    if C._CPACK is None or compiler is None or not Path(include, 'Python.h').is_file():
+        pytest.skip('needs the built C packer, a C compiler and the Python headers')
+    target = tmp_path / ('_cloudpack' + sysconfig.get_config_var('EXT_SUFFIX'))
+    subprocess.run([compiler, '-O2', '-std=c99', '-U__SSE2__', '-shared', '-fPIC', f'-I{include}',
+                    str(REPO / 'aetherscan_ros' / '_cloudpack.c'), '-o', str(target)],
+                   check=True, capture_output=True, timeout=120)
+    spec = importlib.util.spec_from_file_location('_cloudpack', target)
+    plain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plain)
+    for n in (1, 5, 4099):
+        p, c, f, v = _cloud(n, seed=n)
+        p[n // 2, 1] = np.nan
+        a, b = bytearray(n * 24), bytearray(n * 24)
+        assert plain.pack(a, p, c, f, v) == C._CPACK.pack(b, p, c, f, v) == 1
+        assert a == b == _expected_bytes(p, c, f, v)
+    a, b = bytearray(7 * 24), bytearray(7 * 24)
+    p, c, _, _ = _cloud(7)
+    plain.pack(a, p, c, 2.5, 9)
+    C._CPACK.pack(b, p, c, 2.5, 9)
+    assert a == b
