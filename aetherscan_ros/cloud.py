@@ -418,11 +418,20 @@ def pack_cloud(points, colors, confidence=None, view=None,
         ``point_step`` 24.
 
     """
-    cloud = as_cloud(points, colors, confidence, view)
+    data, _ = pack_to_buffer(as_cloud(points, colors, confidence, view), out)
+    return data, cloud_fields(chunk_info), POINT_STEP
+
+
+def pack_to_buffer(cloud: CloudArrays, out: Optional[array.array] = None,
+                   count_nonfinite: bool = False) -> Tuple[array.array, Optional[int]]:
+    """
+    Pack ``cloud`` into ``out`` (resized in place) or a new ``array.array('B')``.
+
+    Returns ``(data, nonfinite)``: the filled buffer and the count of :func:`pack_into`.
+    """
     nbytes = len(cloud) * POINT_STEP
     data = alloc_buffer(nbytes) if out is None else resize_buffer(out, nbytes)
-    pack_into(data, cloud, count_nonfinite=False)
-    return data, cloud_fields(chunk_info), POINT_STEP
+    return data, pack_into(data, cloud, count_nonfinite)
 
 
 def _scalar_or_array(values: np.ndarray, dtype):

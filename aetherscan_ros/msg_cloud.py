@@ -22,8 +22,8 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from aetherscan_ros.cloud import (alloc_buffer, as_cloud, ChunkInfo, cloud_fields, CloudArrays,
-                                  FieldSpec, pack_into, POINT_STEP, resize_buffer, unpack_cloud)
+from aetherscan_ros.cloud import (as_cloud, ChunkInfo, cloud_fields, CloudArrays, FieldSpec,
+                                  pack_to_buffer, POINT_STEP, unpack_cloud)
 
 LOG = logging.getLogger(__name__)
 
@@ -172,10 +172,8 @@ def to_pointcloud2(header: HeaderLike, points, colors, confidence=None, view=Non
         Buffer to pack into and to hand to the message (e.g. ``MessageBuffer.take()``).
 
     """
-    cloud = as_cloud(points, colors, confidence, view)
-    nbytes = len(cloud) * POINT_STEP
-    data = alloc_buffer(nbytes) if out is None else resize_buffer(out, nbytes)
-    nonfinite = pack_into(data, cloud, count_nonfinite=is_dense is None)
+    data, nonfinite = pack_to_buffer(as_cloud(points, colors, confidence, view), out,
+                                     count_nonfinite=is_dense is None)
     if is_dense is None:
         is_dense = nonfinite == 0
     return packed_to_pointcloud2(header, data, cloud_fields(chunk_info), POINT_STEP,
