@@ -207,13 +207,13 @@ def bench_pack(n, repeat, ref_repeat):
     warm, fresh = 'memcpy into an existing buffer', 'memcpy into a new numpy buffer'
     speed, slow = 'speed-up (reference time / ours)', 'slow-down vs the floor (ours / memcpy)'
     rows = []
-    for what, t, note in (
-            (f'pack_cloud, reused buffer [{ours}]', t_reused, "the node's path (MessageBuffer)"),
-            (f'pack_cloud, new buffer [{ours}]', t_fresh, 'one-off callers')):
+    for what, t, floor, key, note in (
+            (f'pack_cloud, reused buffer [{ours}]', t_reused, warm, 'warm',
+             "the node's path (MessageBuffer)"),
+            (f'pack_cloud, new buffer [{ours}]', t_fresh, fresh, 'fresh', 'one-off callers')):
         rows.append(_row(what, n, t, tuples, t_ref / t, speed))
         rows.append(_row(what, n, t, struct, t_struct / t, speed + ', its fast path'))
-        rows.append(_row(what, n, t, warm if 'reused' in what else fresh,
-                         t / floors['warm' if 'reused' in what else 'fresh'], f'{slow}; {note}'))
+        rows.append(_row(what, n, t, floor, t / floors[key], f'{slow}; {note}'))
     rows.append(_row(f'pack_cloud, new buffer [{ours}]', n, t_fresh, 'copy into new bytes',
                      t_fresh / floors['bytes'], 'vs a copy into a new Python-owned buffer'))
     rows.append(_row('pack_cloud, new buffer [numpy fallback]', n, t_numpy, struct,

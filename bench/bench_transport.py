@@ -186,14 +186,21 @@ def latched(n, repeat):
     rclpy.try_shutdown()
 
 
+def _child_env(domain):
+    """Return the environment of a benchmark child: its own domain, loopback, this checkout."""
+    env = dict(os.environ)
+    env.update({'ROS_DOMAIN_ID': str(domain), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+                'PYTHONPATH': str(REPO) + os.pathsep + env.get('PYTHONPATH', ''),
+                'PYTHONUNBUFFERED': '1'})
+    env.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='aetherscan_bench_log_'))
+    return env
+
+
 def run_latched(n, repeat, hugepages, domain):
     """Run :func:`latched` in a child process, with or without huge-page malloc."""
     from aetherscan_ros.process_env import with_hugepage_malloc
 
-    env = dict(os.environ)
-    env.update({'ROS_DOMAIN_ID': str(domain), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-                'PYTHONPATH': str(REPO) + os.pathsep + env.get('PYTHONPATH', '')})
-    env.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='aetherscan_bench_log_'))
+    env = _child_env(domain)
     env.pop('GLIBC_TUNABLES', None)
     if hugepages:
         env.update(with_hugepage_malloc(env))
@@ -211,12 +218,11 @@ def latched_rows(sizes, repeat, domain):
     rows = []
     for n in sizes:
         runs = {hp: run_latched(n, repeat, hp, domain) for hp in (False, True)}
+        base_total = runs[False]['new']['build'] + runs[False]['new']['publish']
         for hp, r in runs.items():
             malloc = 'glibc.malloc.hugetlb=1' if hp else 'default malloc'
             for mode in ('new', 'reused'):
                 total = r[mode]['build'] + r[mode]['publish']
-                base = runs[False]['new']
-                base_total = base['build'] + base['publish']
                 rows.append({
                     'group': 'transport', 'size': f'{n:,} pts', 'median_s': total,
                     'what': f'whole ~/cloud: build + publish(), {mode} buffer, {malloc}',
@@ -237,11 +243,7 @@ def _read_result(text):
 
 def run_pair(n, chunk_points, qos_name, use_xml, domain, timeout_s=40.0):
     """Run one subscriber/publisher pair in its own domain; return a result dict."""
-    env = dict(os.environ)
-    env.update({'ROS_DOMAIN_ID': str(domain), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-                'PYTHONPATH': str(REPO) + os.pathsep + env.get('PYTHONPATH', ''),
-                'PYTHONUNBUFFERED': '1'})
-    env.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='aetherscan_bench_log_'))
+    env = _child_env(domain)
     for key in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
         env.pop(key, None)
         if use_xml:
