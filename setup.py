@@ -9,12 +9,12 @@ from setuptools import Extension, find_packages, setup
 
 package_name = 'aetherscan_ros'
 
-# The fused PointCloud2 packer (aetherscan_ros/_cloudpack.c, buffer protocol only). Optional:
-# without a C compiler or Python headers the build goes on and aetherscan_ros.cloud packs with
-# numpy (same bytes, slower); `aetherscan doctor` says which packer is in use.
+# The fused PointCloud2 packer (aetherscan_ros/cloud/_cloudpack.c, buffer protocol only).
+# Optional: without a C compiler or Python headers the build goes on and aetherscan_ros.cloud
+# packs with numpy (same bytes, slower); `aetherscan doctor` says which packer is in use.
 cloudpack = Extension(
-    package_name + '._cloudpack', sources=[package_name + '/_cloudpack.c'], optional=True,
-    extra_compile_args=[] if os.name == 'nt' else ['-O3', '-std=c99'])
+    package_name + '.cloud._cloudpack', sources=[package_name + '/cloud/_cloudpack.c'],
+    optional=True, extra_compile_args=[] if os.name == 'nt' else ['-O3', '-std=c99'])
 
 setup(
     name=package_name,

@@ -8,7 +8,8 @@ One demo-scene orbit of 16 views is rendered once; the 2- and 8-view cases are i
 (these runs take seconds to minutes on a small CPU; repeating them would not change the
 picture). The baseline, measured in the same run on the same views, is the sparse-only pipeline
 (COLMAP features, matching and mapping without the dense stage): ``ratio`` = full / sparse time,
-the price of densification. Accuracy figures come from :func:`aetherscan_ros.evaluation.evaluate`.
+the price of densification. Accuracy figures come from
+:func:`aetherscan_ros.demo.evaluation.evaluate`.
 
 ``quick`` uses 320x240 and 2/8 views.
 """
@@ -17,8 +18,8 @@ import os
 import time
 
 from aetherscan_ros.backends.classical import ClassicalBackend
+from aetherscan_ros.demo.evaluation import evaluate
 from aetherscan_ros.demo.scene import make_scene, subset
-from aetherscan_ros.evaluation import evaluate
 
 
 def _timed(backend, frames):

@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from aetherscan_ros import cloud as C
+from aetherscan_ros.cloud import packing as CP
 
 try:  # the real reference when a ROS install provides it
     from sensor_msgs_py import point_cloud2 as _SMPY
@@ -131,7 +132,7 @@ def _row(what, n, seconds, baseline='', ratio=None, notes='', unit_bytes=C.POINT
 
 
 def _packer_name():
-    return 'C' if C._CPACK is not None else 'numpy'
+    return 'C' if CP._CPACK is not None else 'numpy'
 
 
 def _floors(n, repeat):
@@ -166,7 +167,7 @@ def bench_pack(n, repeat, ref_repeat):
     """Return rows for packing ``n`` points: ours (C and numpy packers), references, floors."""
     from std_msgs.msg import Header
 
-    from aetherscan_ros.msg_cloud import MessageBuffer, to_pointcloud2
+    from aetherscan_ros.ros.pointcloud2 import MessageBuffer, to_pointcloud2
 
     points, colors, conf, view = _data(n)
     cloud = C.as_cloud(points, colors, conf, view)
@@ -180,14 +181,14 @@ def bench_pack(n, repeat, ref_repeat):
     t_fresh = _timeit(lambda: C.pack_cloud(points, colors, conf, view), repeat)
     t_reused = _timeit(lambda: C.pack_cloud(points, colors, conf, view, out=reused), repeat)
     assert bytes(reused) == packed
-    saved = C._CPACK
+    saved = CP._CPACK
     try:
-        C._CPACK = None  # the numpy packer, the fallback where the extension is not built
+        CP._CPACK = None  # the numpy packer, the fallback where the extension is not built
         t_numpy = _timeit(lambda: C.pack_cloud(points, colors, conf, view), repeat)
         t_numpy_reused = _timeit(lambda: C.pack_into(reused, cloud, False), repeat)
         assert bytes(reused) == packed
     finally:
-        C._CPACK = saved
+        CP._CPACK = saved
 
     header = Header(frame_id='world')
     pool = MessageBuffer()
@@ -241,7 +242,7 @@ def bench_data_assignment(n, repeat):
     """Return rows for ``msg.data = ...`` with each kind of value rclpy accepts."""
     from sensor_msgs.msg import PointCloud2
 
-    from aetherscan_ros.msg_cloud import new_pointcloud2
+    from aetherscan_ros.ros.pointcloud2 import new_pointcloud2
 
     data = C.pack_cloud(*_data(n))[0]
     as_bytes, as_view, as_array = bytes(data), memoryview(data), np.frombuffer(data, np.uint8)
@@ -253,7 +254,7 @@ def bench_data_assignment(n, repeat):
     slow_repeat = 1 if n > 100_000 else max(1, repeat // 3)
     cases = [
         ('array.array, PointCloud2(check_fields=True)', lambda: assign(new_pointcloud2(), data),
-         repeat, 'kept as is (what msg_cloud does)'),
+         repeat, 'kept as is (what ros.pointcloud2 does)'),
         ('array.array, default PointCloud2()', lambda: assign(PointCloud2(), data), repeat,
          'the setter copies it'),
         ('bytes', lambda: assign(PointCloud2(), as_bytes), repeat, 'array.array(bytes): a copy'),
@@ -289,7 +290,7 @@ def _child_fresh_pack(n, repeat):
 
 def bench_fresh_with_hugepages(n, repeat):
     """Run the new-buffer packing in a child whose glibc malloc uses transparent huge pages."""
-    from aetherscan_ros.process_env import with_hugepage_malloc
+    from aetherscan_ros.core.process_env import with_hugepage_malloc
 
     env = dict(os.environ)
     env.update(with_hugepage_malloc(env))

@@ -75,8 +75,8 @@ def _child(spec):
     from aetherscan_ros.models.fast3r import Fast3R
     from aetherscan_ros.models.fast3r.config import vit_large_512
     from aetherscan_ros.models.fast3r.inference import autocast_context
-    from aetherscan_ros.models.fast3r.weights import randomize_
-    from aetherscan_ros.torch_device import select_device
+    from aetherscan_ros.models.fast3r.random_weights import randomize_
+    from aetherscan_ros.models.torch_device import select_device
 
     device, dtype = select_device(spec['device'])
     t0 = time.perf_counter()

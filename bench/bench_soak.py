@@ -55,7 +55,8 @@ def publish(scene_file: str, duration: float, rate: float, cameras: int,
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
-    from aetherscan_ros.conversions import make_camera_info, rgb_to_image_msg
+    from aetherscan_ros.ros.camera_info import make_camera_info
+    from aetherscan_ros.ros.images import rgb_to_image_msg
     data = np.load(scene_file)
     images, k = data['images'], data['K']
     rclpy.init()

@@ -71,7 +71,7 @@ def subscriber(n, qos_name, timeout_s):
     from sensor_msgs.msg import PointCloud2
 
     from aetherscan_ros.cloud import ChunkAssembler, CloudArrays
-    from aetherscan_ros.msg_cloud import from_pointcloud2
+    from aetherscan_ros.ros.pointcloud2 import from_pointcloud2
 
     rclpy.init()
     node = rclpy.create_node('bench_transport_sub')
@@ -112,7 +112,7 @@ def publisher(n, chunk_points, qos_name, linger_s):
     from sensor_msgs.msg import PointCloud2
 
     from aetherscan_ros.cloud import ChunkStream
-    from aetherscan_ros.msg_cloud import make_cloud_msg, MessageBuffer
+    from aetherscan_ros.ros.pointcloud2 import make_cloud_msg, MessageBuffer
 
     rclpy.init()
     node = rclpy.create_node('bench_transport_pub')
@@ -157,7 +157,7 @@ def latched(n, repeat):
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import PointCloud2
 
-    from aetherscan_ros.msg_cloud import make_cloud_msg, MessageBuffer
+    from aetherscan_ros.ros.pointcloud2 import make_cloud_msg, MessageBuffer
 
     rclpy.init()
     node = rclpy.create_node('bench_transport_latched')
@@ -198,7 +198,7 @@ def _child_env(domain):
 
 def run_latched(n, repeat, hugepages, domain):
     """Run :func:`latched` in a child process, with or without huge-page malloc."""
-    from aetherscan_ros.process_env import with_hugepage_malloc
+    from aetherscan_ros.core.process_env import with_hugepage_malloc
 
     env = _child_env(domain)
     env.pop('GLIBC_TUNABLES', None)

@@ -67,7 +67,7 @@ def malloc_environment(enabled: str) -> dict:
     """Return ``GLIBC_TUNABLES`` with huge-page malloc added to the launching shell's value."""
     if not _true(enabled):
         return {}
-    from aetherscan_ros.process_env import with_hugepage_malloc
+    from aetherscan_ros.core.process_env import with_hugepage_malloc
     return with_hugepage_malloc(os.environ)
 
 

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from aetherscan_ros.ros_domain import claim_domain_id
+from aetherscan_ros.node.ros_domain import claim_domain_id
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared'

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aetherscan_ros.backends.base import Frame
-from aetherscan_ros.buffer import (
+from aetherscan_ros.core.buffer import (
     ACCEPTED, DROP_BUSY, FrameBuffer, SKIP_BACKWARDS, SKIP_INTERVAL, SKIP_SIMILAR, thumbnail)
 
 SEC = 1_000_000_000

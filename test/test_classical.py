@@ -11,8 +11,8 @@ import pytest
 from aetherscan_ros.backends import create_backend
 from aetherscan_ros.backends.base import Frame, ReconstructionError
 from aetherscan_ros.backends.classical import ClassicalBackend
+from aetherscan_ros.demo.evaluation import evaluate, format_scores
 from aetherscan_ros.demo.scene import make_scene, subset
-from aetherscan_ros.evaluation import evaluate, format_scores
 
 
 @pytest.fixture(scope='module')
@@ -180,7 +180,7 @@ def test_never_imports_torch_even_while_reconstructing():
 def test_pycolmap_import_guard_keeps_png_and_zlib_working(tmp_path):
     """Import pycolmap via the guard first: later PNG/zlib users must keep working."""
     code = '\n'.join([
-        'from aetherscan_ros.backends.classical_sfm import import_pycolmap',
+        'from aetherscan_ros.backends.classical.sfm import import_pycolmap',
         'import sys',
         'import_pycolmap()',
         'assert "cv2" not in sys.modules and "PIL" not in sys.modules, "guard not exercised"',

@@ -23,7 +23,9 @@ import pytest
 from aetherscan_ros import backends, cli
 from aetherscan_ros.backends.base import (
     BackendUnavailable, ProgressEvent, ReconstructionError, result_from_view_clouds, ViewCloud)
-from aetherscan_ros.results_io import load_result
+from aetherscan_ros.cli import inputs
+from aetherscan_ros.cli.common import CliError
+from aetherscan_ros.files.results import load_result
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = Path(sys.executable)
@@ -176,7 +178,7 @@ def test_eval_missing_files(capsys, tmp_path):
     _one_error_line(err, str(tmp_path / 'res' / 'poses.json'), 'no such file')
     # a real result but no ground truth where GT_DIR points
     from test_results_io import _result
-    from aetherscan_ros.results_io import save_result
+    from aetherscan_ros.files.results import save_result
     save_result(_result(num_views=3), tmp_path / 'res')
     (tmp_path / 'no_gt').mkdir()
     code, _, err = _run(capsys, ['eval', tmp_path / 'res', tmp_path / 'no_gt'])
@@ -201,7 +203,7 @@ def test_directory_expansion_is_natural_sorted(tmp_path):
     for name in ('f10.png', 'f2.PNG', 'f1.jpg', '.hidden.png', 'readme.md'):
         (tmp_path / name).write_bytes(b'')
     (tmp_path / 'sub.png').mkdir()
-    names = [p.name for p in cli.expand_image_args([str(tmp_path)])]
+    names = [p.name for p in inputs.expand_image_args([str(tmp_path)])]
     assert names == ['f1.jpg', 'f2.PNG', 'f10.png']
 
 
@@ -210,7 +212,7 @@ def test_demo_scene_directory_expands_to_its_rgb_frames(tmp_path):
         (tmp_path / name).write_bytes(b'')
     (tmp_path / 'ground_truth.json').write_text(json.dumps(
         {'views': [{'image': 'frame_000.png'}, {'image': 'frame_001.png'}]}))
-    names = [p.name for p in cli.expand_image_args([str(tmp_path)])]
+    names = [p.name for p in inputs.expand_image_args([str(tmp_path)])]
     assert names == ['frame_000.png', 'frame_001.png']
 
 
@@ -229,17 +231,17 @@ def test_images_after_intrinsics_are_images(capsys, tmp_path, images, monkeypatc
 
 def test_build_intrinsics_per_image():
     paths = [Path('a.png'), Path('b.png')]
-    Ks = cli.build_intrinsics(['500,501,320,240', '500 501 330.5 241'], paths,
-                              [(640, 480), (640, 480)])
+    Ks = inputs.build_intrinsics(['500,501,320,240', '500 501 330.5 241'], paths,
+                                 [(640, 480), (640, 480)])
     np.testing.assert_array_equal(Ks[1], [[500, 0, 330.5], [0, 501, 241], [0, 0, 1]])
-    assert cli.build_intrinsics([], paths, [(640, 480)] * 2) == [None, None]
+    assert inputs.build_intrinsics([], paths, [(640, 480)] * 2) == [None, None]
 
 
 def test_check_image_sizes_rule():
     paths = [Path('a'), Path('b')]
-    cli.check_image_sizes(paths, [(640, 480), (320, 200)])  # exactly 2x: accepted
-    with pytest.raises(cli.CliError, match='more than 2x'):
-        cli.check_image_sizes(paths, [(640, 480), (319, 200)])
+    inputs.check_image_sizes(paths, [(640, 480), (320, 200)])  # exactly 2x: accepted
+    with pytest.raises(CliError, match='more than 2x'):
+        inputs.check_image_sizes(paths, [(640, 480), (319, 200)])
 
 
 # --------------------------------------------------------------------------- plumbing

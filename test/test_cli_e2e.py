@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 import pytest
 
-from aetherscan_ros.results_io import read_ply, read_poses_json
+from aetherscan_ros.files.ply import read_ply
+from aetherscan_ros.files.poses import read_poses_json
 
 SCRIPT = Path(sys.executable).parent / 'aetherscan'
 VIEWS, WIDTH, HEIGHT = 4, 320, 240

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aetherscan_ros import cloud as C
+from aetherscan_ros.cloud import packing as CP
 
 
 def _cloud(n, seed=0, views=4):
@@ -31,11 +32,11 @@ def test_pack_unpack_round_trip_exact():
 
 
 def test_parallel_pack_equals_single_thread_pack(monkeypatch):
-    n = C._PARALLEL_MIN_POINTS + 12345  # odd size: uneven thread slices
+    n = CP._PARALLEL_MIN_POINTS + 12345  # odd size: uneven thread slices
     p, c, f, v = _cloud(n, seed=3)
-    monkeypatch.setattr(C, '_PACK_THREADS', 3)
+    monkeypatch.setattr(CP, '_PACK_THREADS', 3)
     parallel, _, _ = C.pack_cloud(p, c, f, v)
-    monkeypatch.setattr(C, '_PACK_THREADS', 1)
+    monkeypatch.setattr(CP, '_PACK_THREADS', 1)
     single, _, _ = C.pack_cloud(p, c, f, v)
     assert bytes(parallel) == bytes(single)
     out = C.unpack_cloud(parallel, C.cloud_fields(), C.POINT_STEP)

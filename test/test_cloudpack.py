@@ -1,7 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
 """
-The C packer (aetherscan_ros/_cloudpack.c) against the numpy packer, buffer reuse, selection.
+The C packer (aetherscan_ros/cloud/_cloudpack.c) against the numpy packer, buffer reuse, selection.
 
 Both packers must write the same 24 bytes per point for every input the package accepts; the C
 one also counts the points with a NaN/inf coordinate while packing (``is_dense``).
@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 from aetherscan_ros import cloud as C
+from aetherscan_ros.cloud import packing as CP
 
 REPO = Path(__file__).resolve().parents[1]
-needs_c = pytest.mark.skipif(C._CPACK is None, reason=f'C packer not in use: {C.PACKER}')
+needs_c = pytest.mark.skipif(CP._CPACK is None, reason=f'C packer not in use: {C.PACKER}')
 
 
 def _cloud(n, seed=0):
@@ -71,8 +72,8 @@ def test_c_and_numpy_write_identical_bytes(n):
     p, c, f, v = _cloud(n, seed=n)
     cloud = C.as_cloud(p, c, f, v)
     want = _expected_bytes(p, c, f, v)
-    got_c, count = _pack_with(C._fill_c, cloud)
-    got_np, _ = _pack_with(C._fill_numpy, cloud)
+    got_c, count = _pack_with(CP._fill_c, cloud)
+    got_np, _ = _pack_with(CP._fill_numpy, cloud)
     assert got_c == want and got_np == want
     assert count == 0
 
@@ -91,8 +92,8 @@ def test_broadcast_scalars_strided_and_float64_inputs_agree():
         want = _expected_bytes(np.asarray(cloud.points, np.float32), cloud.colors,
                                np.broadcast_to(cloud.confidence, (len(cloud),)),
                                np.broadcast_to(cloud.view, (len(cloud),)))
-        assert _pack_with(C._fill_c, cloud)[0] == want
-        assert _pack_with(C._fill_numpy, cloud)[0] == want
+        assert _pack_with(CP._fill_c, cloud)[0] == want
+        assert _pack_with(CP._fill_numpy, cloud)[0] == want
 
 
 @needs_c
@@ -111,7 +112,7 @@ def test_nonfinite_points_are_counted_once_and_their_bits_kept():
     payload_nan = np.array([0x7fc01234], np.uint32).view(np.float32)[0]
     p[1, 2] = payload_nan
     cloud = C.as_cloud(p, c, f, v)
-    got, count = _pack_with(C._fill_c, cloud)
+    got, count = _pack_with(CP._fill_c, cloud)
     expected = int(n - np.isfinite(p).all(axis=1).sum())
     assert count == expected == len(set(bad_rows.tolist()) | {n - 1, 1})
     assert got == _expected_bytes(p, c, f, v)
@@ -124,21 +125,21 @@ def test_c_kernel_rejects_wrong_buffers_naming_them():
     p, c, f, v = _cloud(10)
     out = bytearray(10 * 24)
     with pytest.raises(ValueError, match='points has 108 bytes'):
-        C._CPACK.pack(out, p[:9], c, f, v)
+        CP._CPACK.pack(out, p[:9], c, f, v)
     with pytest.raises(ValueError, match='colors'):
-        C._CPACK.pack(out, p, c[:5], f, v)
+        CP._CPACK.pack(out, p, c[:5], f, v)
     with pytest.raises(ValueError, match='confidence'):
-        C._CPACK.pack(out, p, c, f[:3], v)
+        CP._CPACK.pack(out, p, c, f[:3], v)
     with pytest.raises(ValueError, match='view'):
-        C._CPACK.pack(out, p, c, f, v[:3])
+        CP._CPACK.pack(out, p, c, f, v[:3])
     with pytest.raises(ValueError, match='65535'):
-        C._CPACK.pack(out, p, c, f, 70000)
+        CP._CPACK.pack(out, p, c, f, 70000)
     with pytest.raises(ValueError, match='multiple of 24'):
-        C._CPACK.pack(bytearray(25), p, c, f, v)
+        CP._CPACK.pack(bytearray(25), p, c, f, v)
     with pytest.raises((ValueError, BufferError), match='contiguous'):
-        C._CPACK.pack(out, np.repeat(p, 2, axis=0)[::2], c, f, v)  # the Python side copies
+        CP._CPACK.pack(out, np.repeat(p, 2, axis=0)[::2], c, f, v)  # the Python side copies
     with pytest.raises(BufferError, match='not writable'):
-        C._CPACK.pack(bytes(10 * 24), p, c, f, v)
+        CP._CPACK.pack(bytes(10 * 24), p, c, f, v)
 
 
 def test_pack_into_checks_the_output_buffer():
@@ -153,22 +154,22 @@ def test_pack_into_checks_the_output_buffer():
 @pytest.mark.parametrize('packer', ['active', 'numpy'])
 def test_parallel_slices_equal_one_pass(monkeypatch, packer):
     if packer == 'numpy':
-        monkeypatch.setattr(C, '_CPACK', None)
-    n = C._PARALLEL_MIN_POINTS + 4097
+        monkeypatch.setattr(CP, '_CPACK', None)
+    n = CP._PARALLEL_MIN_POINTS + 4097
     p, c, f, v = _cloud(n, seed=2)
     p[n // 2] = np.nan  # a non-finite point at a slice boundary region
-    monkeypatch.setattr(C, '_PACK_THREADS', 3)
+    monkeypatch.setattr(CP, '_PACK_THREADS', 3)
     parallel = bytearray(n * 24)
     count = C.pack_into(parallel, C.as_cloud(p, c, f, v))
     assert count == 1
-    monkeypatch.setattr(C, '_PACK_THREADS', 1)
+    monkeypatch.setattr(CP, '_PACK_THREADS', 1)
     single = bytearray(n * 24)
     C.pack_into(single, C.as_cloud(p, c, f, v))
     assert parallel == single == _expected_bytes(p, c, f, v)
 
 
 def test_numpy_packer_counts_nonfinite_only_when_asked(monkeypatch):
-    monkeypatch.setattr(C, '_CPACK', None)
+    monkeypatch.setattr(CP, '_CPACK', None)
     p, c, f, v = _cloud(50)
     p[3, 1] = np.inf
     assert C.pack_into(bytearray(50 * 24), C.as_cloud(p, c, f, v)) == 1
@@ -188,7 +189,7 @@ def test_pack_cloud_reuses_out_when_it_shrinks_and_grows():
 
 
 def test_message_buffer_never_overwrites_a_live_message():
-    from aetherscan_ros.msg_cloud import MessageBuffer, to_pointcloud2
+    from aetherscan_ros.ros.pointcloud2 import MessageBuffer, to_pointcloud2
 
     pool = MessageBuffer()
     p, c, f, v = _cloud(100)
@@ -212,10 +213,10 @@ def test_message_buffer_never_overwrites_a_live_message():
 
 @pytest.mark.parametrize('packer', ['active', 'numpy'])
 def test_to_pointcloud2_is_dense_from_the_packer(monkeypatch, packer):
-    from aetherscan_ros.msg_cloud import to_pointcloud2
+    from aetherscan_ros.ros.pointcloud2 import to_pointcloud2
 
     if packer == 'numpy':
-        monkeypatch.setattr(C, '_CPACK', None)
+        monkeypatch.setattr(CP, '_CPACK', None)
     p, c, f, v = _cloud(37)
     assert to_pointcloud2((0, 'w'), p, c, f, v).is_dense
     p[36, 0] = np.nan
@@ -237,7 +238,7 @@ def test_packer_selection_by_environment(choice, expected):
 
 
 def test_hugepage_malloc_environment_keeps_other_tunables():
-    from aetherscan_ros.process_env import hugepage_malloc_state, with_hugepage_malloc
+    from aetherscan_ros.core.process_env import hugepage_malloc_state, with_hugepage_malloc
 
     assert with_hugepage_malloc({}) == {'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=1'}
     assert with_hugepage_malloc({'GLIBC_TUNABLES': 'glibc.malloc.arena_max=2'}) == {
@@ -256,11 +257,11 @@ def test_plain_c_path_equals_the_sse2_path(tmp_path):
 
     compiler = shutil.which('gcc') or shutil.which('cc')
     include = sysconfig.get_paths()['include']
-    if C._CPACK is None or compiler is None or not Path(include, 'Python.h').is_file():
+    if CP._CPACK is None or compiler is None or not Path(include, 'Python.h').is_file():
         pytest.skip('needs the built C packer, a C compiler and the Python headers')
     target = tmp_path / ('_cloudpack' + sysconfig.get_config_var('EXT_SUFFIX'))
     subprocess.run([compiler, '-O2', '-std=c99', '-U__SSE2__', '-shared', '-fPIC', f'-I{include}',
-                    str(REPO / 'aetherscan_ros' / '_cloudpack.c'), '-o', str(target)],
+                    str(REPO / 'aetherscan_ros' / 'cloud' / '_cloudpack.c'), '-o', str(target)],
                    check=True, capture_output=True, timeout=120)
     spec = importlib.util.spec_from_file_location('_cloudpack', target)
     plain = importlib.util.module_from_spec(spec)
@@ -269,10 +270,10 @@ def test_plain_c_path_equals_the_sse2_path(tmp_path):
         p, c, f, v = _cloud(n, seed=n)
         p[n // 2, 1] = np.nan
         a, b = bytearray(n * 24), bytearray(n * 24)
-        assert plain.pack(a, p, c, f, v) == C._CPACK.pack(b, p, c, f, v) == 1
+        assert plain.pack(a, p, c, f, v) == CP._CPACK.pack(b, p, c, f, v) == 1
         assert a == b == _expected_bytes(p, c, f, v)
     a, b = bytearray(7 * 24), bytearray(7 * 24)
     p, c, _, _ = _cloud(7)
     plain.pack(a, p, c, 2.5, 9)
-    C._CPACK.pack(b, p, c, 2.5, 9)
+    CP._CPACK.pack(b, p, c, 2.5, 9)
     assert a == b

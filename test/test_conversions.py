@@ -11,9 +11,13 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from aetherscan_ros import conversions
-from aetherscan_ros.conversions import ConversionError
-from aetherscan_ros.geometry import rotation_angle_deg
+from aetherscan_ros.core.geometry import rotation_angle_deg
+from aetherscan_ros.ros.camera_info import camera_info_to_k, k_for_image, make_camera_info
+from aetherscan_ros.ros.events import event_msg, parse_event
+from aetherscan_ros.ros.images import (
+    compressed_to_rgb, ConversionError, image_to_rgb, rgb_to_compressed_msg)
+from aetherscan_ros.ros.markers import frusta_markers
+from aetherscan_ros.ros.tf import poses_to_pose_array, poses_to_transforms, transform_to_matrix
 
 H, W = 5, 7
 
@@ -47,7 +51,7 @@ def test_color_encodings(pad):
         'bgra8': np.concatenate([rgb[..., ::-1], alpha], 2),
     }
     for encoding, pixels in cases.items():
-        out = conversions.image_to_rgb(_image(pixels, encoding, pad))
+        out = image_to_rgb(_image(pixels, encoding, pad))
         assert out.dtype == np.uint8 and out.shape == (H, W, 3), encoding
         assert np.array_equal(out, rgb), encoding
 
@@ -55,11 +59,11 @@ def test_color_encodings(pad):
 @pytest.mark.parametrize('bigendian', [False, True])
 def test_mono_encodings(bigendian):
     grey = _rgb()[..., 0]
-    out = conversions.image_to_rgb(_image(grey, 'mono8', pad=1))
+    out = image_to_rgb(_image(grey, 'mono8', pad=1))
     assert np.array_equal(out, np.repeat(grey[..., None], 3, 2))
     grey16 = (np.arange(H * W, dtype=np.uint32).reshape(H, W) * 1500).astype(np.uint16)
     grey16[0, 0], grey16[0, 1] = 65535, 257
-    out16 = conversions.image_to_rgb(_image(grey16, 'mono16', pad=2, bigendian=bigendian))
+    out16 = image_to_rgb(_image(grey16, 'mono16', pad=2, bigendian=bigendian))
     expect = np.round(grey16 * (255.0 / 65535.0)).astype(np.uint8)
     assert np.array_equal(out16[..., 0], expect)
     assert out16[0, 0, 0] == 255 and out16[0, 1, 0] == 1
@@ -69,10 +73,10 @@ def test_mono_encodings(bigendian):
 def test_rgb16_and_yuv422():
     rgb = _rgb()
     rgb16 = rgb.astype(np.uint16) * 257
-    assert np.array_equal(conversions.image_to_rgb(_image(rgb16, 'rgb16')), rgb)
+    assert np.array_equal(image_to_rgb(_image(rgb16, 'rgb16')), rgb)
     # UYVY of a flat grey image (Y=U=V=128 -> about 128 grey)
     uyvy = np.full((4, 6, 2), 128, np.uint8)
-    out = conversions.image_to_rgb(_image(uyvy, 'yuv422'))
+    out = image_to_rgb(_image(uyvy, 'yuv422'))
     assert out.shape == (4, 6, 3) and np.all(np.abs(out.astype(int) - 130) <= 3)
 
 
@@ -88,13 +92,13 @@ def test_bad_images_are_rejected_with_reason(mutate, reason):
     msg = _image(_rgb(), 'rgb8')
     mutate(msg)
     with pytest.raises(ConversionError, match=reason):
-        conversions.image_to_rgb(msg)
+        image_to_rgb(msg)
 
 
 def test_oversized_image_rejected_before_copy():
     msg = Image(height=20000, width=20000, encoding='rgb8', step=60000)
     with pytest.raises(ConversionError, match='max_image_side'):
-        conversions.image_to_rgb(msg, max_side=4096)
+        image_to_rgb(msg, max_side=4096)
 
 
 def _compressed(data: bytes, fmt: str):
@@ -107,20 +111,20 @@ def test_compressed_png_is_lossless_and_jpeg_close():
     rgb = np.ascontiguousarray(np.kron(_rgb(), np.ones((8, 8, 1), np.uint8)))  # 40x56
     ok, png = cv2.imencode('.png', rgb[..., ::-1])
     assert ok
-    out = conversions.compressed_to_rgb(_compressed(png.tobytes(), 'png'))
+    out = compressed_to_rgb(_compressed(png.tobytes(), 'png'))
     assert np.array_equal(out, rgb)
     ok, jpg = cv2.imencode('.jpg', rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
-    out = conversions.compressed_to_rgb(_compressed(jpg.tobytes(), 'rgb8; jpeg compressed bgr8'))
+    out = compressed_to_rgb(_compressed(jpg.tobytes(), 'rgb8; jpeg compressed bgr8'))
     assert out.shape == rgb.shape
     assert np.abs(out.astype(int) - rgb.astype(int)).mean() < 12
     # grey and 16-bit PNGs too
     ok, png16 = cv2.imencode('.png', np.full((4, 4), 65535, np.uint16))
-    out = conversions.compressed_to_rgb(_compressed(png16.tobytes(), 'png'))
+    out = compressed_to_rgb(_compressed(png16.tobytes(), 'png'))
     assert np.all(out == 255)
     # the publisher-side helper produces what the decoder reads back
-    msg = conversions.rgb_to_compressed_msg(rgb, 'png', stamp_ns=5, frame_id='cam')
+    msg = rgb_to_compressed_msg(rgb, 'png', stamp_ns=5, frame_id='cam')
     assert msg.header.frame_id == 'cam' and msg.header.stamp.nanosec == 5
-    assert np.array_equal(conversions.compressed_to_rgb(msg), rgb)
+    assert np.array_equal(compressed_to_rgb(msg), rgb)
 
 
 @pytest.mark.parametrize('data, fmt, reason', [
@@ -132,30 +136,30 @@ def test_compressed_png_is_lossless_and_jpeg_close():
 ])
 def test_bad_compressed_rejected(data, fmt, reason):
     with pytest.raises(ConversionError, match=reason):
-        conversions.compressed_to_rgb(_compressed(data, fmt))
+        compressed_to_rgb(_compressed(data, fmt))
 
 
 def test_compressed_oversize_rejected_from_header():
     ok, png = cv2.imencode('.png', np.zeros((600, 10, 3), np.uint8))
     with pytest.raises(ConversionError, match='max_image_side=512'):
-        conversions.compressed_to_rgb(_compressed(png.tobytes(), 'png'), max_side=512)
+        compressed_to_rgb(_compressed(png.tobytes(), 'png'), max_side=512)
 
 
 def test_camera_info():
     k = np.array([[500.0, 0, 320], [0, 510.0, 240], [0, 0, 1]])
-    msg = conversions.make_camera_info(k, 640, 480, frame_id='cam')
+    msg = make_camera_info(k, 640, 480, frame_id='cam')
     msg = deserialize_message(serialize_message(msg), CameraInfo)
-    got, size = conversions.camera_info_to_k(msg)
+    got, size = camera_info_to_k(msg)
     assert np.array_equal(got, k) and size == (640, 480)
-    assert conversions.k_for_image(got, size, (640, 480)) is got
-    assert conversions.k_for_image(got, (0, 0), (320, 240)) is got
+    assert k_for_image(got, size, (640, 480)) is got
+    assert k_for_image(got, (0, 0), (320, 240)) is got
     with pytest.raises(ConversionError, match='camera_info is for 640x480'):
-        conversions.k_for_image(got, size, (320, 240))
+        k_for_image(got, size, (320, 240))
     for bad, reason in ((np.zeros(9), 'non-positive'), (np.full(9, np.nan), 'NaN'),
                         (np.eye(3).ravel() * 2, 'pinhole')):
         msg.k = [float(v) for v in bad]
         with pytest.raises(ConversionError, match=reason):
-            conversions.camera_info_to_k(msg)
+            camera_info_to_k(msg)
 
 
 def test_transforms_pose_array_and_markers():
@@ -165,19 +169,19 @@ def test_transforms_pose_array_and_markers():
                     [-np.sin(angle), 0, np.cos(angle)]]
     pose[:3, 3] = [1.0, -2.0, 0.5]
     poses = np.stack([np.eye(4), pose])
-    tfs = conversions.poses_to_transforms(poses, 'world', 'rig_', 3_000_000_123)
+    tfs = poses_to_transforms(poses, 'world', 'rig_', 3_000_000_123)
     assert [t.child_frame_id for t in tfs] == ['rig_camera_0_optical', 'rig_camera_1_optical']
     assert all(t.header.frame_id == 'world' for t in tfs)
     assert tfs[1].header.stamp.sec == 3 and tfs[1].header.stamp.nanosec == 123
-    back = conversions.transform_to_matrix(
+    back = transform_to_matrix(
         deserialize_message(serialize_message(tfs[1]), TransformStamped))
     assert np.allclose(back[:3, 3], pose[:3, 3])
     assert rotation_angle_deg(back[:3, :3], pose[:3, :3]) < 1e-6
-    arr = conversions.poses_to_pose_array(poses, 'world', 0)
+    arr = poses_to_pose_array(poses, 'world', 0)
     assert len(arr.poses) == 2 and arr.poses[1].position.x == 1.0
     k = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
-    markers = conversions.frusta_markers(poses, np.stack([k, k]), np.array([[100, 80]] * 2),
-                                         'world', 0, depth=2.0)
+    markers = frusta_markers(poses, np.stack([k, k]), np.array([[100, 80]] * 2),
+                             'world', 0, depth=2.0)
     assert markers.markers[0].action == markers.markers[0].DELETEALL
     lines = markers.markers[1:]
     assert len(lines) == 2 and all(len(m.points) == 16 for m in lines)
@@ -188,19 +192,19 @@ def test_transforms_pose_array_and_markers():
 
 
 def test_event_json():
-    msg = conversions.event_msg('reconstruction_complete', total_points=np.int64(5),
-                                seconds=float('nan'), views=[1, 2])
+    msg = event_msg('reconstruction_complete', total_points=np.int64(5),
+                    seconds=float('nan'), views=[1, 2])
     assert json.loads(msg.data) == {'event': 'reconstruction_complete', 'total_points': 5,
                                     'seconds': None, 'views': [1, 2]}
-    assert conversions.parse_event(msg)['total_points'] == 5
+    assert parse_event(msg)['total_points'] == 5
 
 
 def test_unposed_views_are_left_out():
     poses = np.stack([np.eye(4), np.full((4, 4), np.nan), np.eye(4)])
-    tfs = conversions.poses_to_transforms(poses, 'w', '', 0)
+    tfs = poses_to_transforms(poses, 'w', '', 0)
     assert [t.child_frame_id for t in tfs] == ['camera_0_optical', 'camera_2_optical']
-    assert len(conversions.poses_to_pose_array(poses, 'w', 0).poses) == 2
+    assert len(poses_to_pose_array(poses, 'w', 0).poses) == 2
     k = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
-    markers = conversions.frusta_markers(poses, np.stack([k] * 3), np.array([[100, 80]] * 3),
-                                         'w', 0, 1.0)
+    markers = frusta_markers(poses, np.stack([k] * 3), np.array([[100, 80]] * 3),
+                             'w', 0, 1.0)
     assert [m.id for m in markers.markers[1:]] == [0, 2]

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from aetherscan_ros.demo.scene import (
-    backproject, default_intrinsics, load_scene, make_scene, subset, write_scene)
-from aetherscan_ros.geometry import invert_pose
+from aetherscan_ros.core.geometry import invert_pose
+from aetherscan_ros.demo.room import backproject, default_intrinsics
+from aetherscan_ros.demo.scene import load_scene, make_scene, subset, write_scene
 
 
 @pytest.fixture(scope='module')

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from aetherscan_ros.core.geometry import quaternion_to_rotation_matrix
+from aetherscan_ros.demo.evaluation import align_sim3, evaluate, format_scores
 from aetherscan_ros.demo.scene import make_scene, scene_from_arrays, write_scene
-from aetherscan_ros.evaluation import align_sim3, evaluate, format_scores
-from aetherscan_ros.geometry import quaternion_to_rotation_matrix
 
 EXTENT_BOX = np.array([4.0, 3.0, 2.0])
 

@@ -14,7 +14,7 @@ from aetherscan_ros.backends.base import (
 from aetherscan_ros.backends.fast3r import Fast3RBackend
 from aetherscan_ros.models.fast3r import RANDOM_LABEL, write_random_checkpoint
 from aetherscan_ros.models.fast3r.preprocess import preprocess_image
-from aetherscan_ros.torch_device import gpu_memory, resolve_precision, select_device
+from aetherscan_ros.models.torch_device import gpu_memory, resolve_precision, select_device
 
 
 @pytest.fixture(scope='module')

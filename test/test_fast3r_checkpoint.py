@@ -18,7 +18,7 @@ from aetherscan_ros.models.fast3r import (
     CheckpointError, Fast3R, Fast3RConfig, load_config, locate_checkpoint, RANDOM_LABEL,
     write_random_checkpoint)
 from aetherscan_ros.models.fast3r.config import ConfigError, save_config, tiny, vit_large_512
-from aetherscan_ros.models.fast3r.weights import randomize_
+from aetherscan_ros.models.fast3r.random_weights import randomize_
 
 ALIAS_KEY = 'downstream_head.dpt.scratch.layer_rn.0.weight'
 

@@ -5,7 +5,7 @@
 import numpy as np
 import pytest
 
-from aetherscan_ros.geometry import rotation_angle_deg
+from aetherscan_ros.core.geometry import rotation_angle_deg
 from aetherscan_ros.models.fast3r.postprocess import (
     align_local_to_global, default_focal, estimate_focal, estimate_poses, intrinsics,
     pose_from_pnp, top_confidence_mask)

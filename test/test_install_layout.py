@@ -133,13 +133,14 @@ def test_python_packages_installed(installed):
 
 
 def test_c_packer_is_compiled_and_imported_from_the_prefix(installed):
-    """``setup.py build`` compiles aetherscan_ros._cloudpack; the installed module uses it."""
+    """``setup.py build`` compiles aetherscan_ros.cloud._cloudpack; the installed copy uses it."""
     if not (shutil.which('cc') or shutil.which('gcc')):
         pytest.skip('no C compiler: the extension is optional and the numpy packer is used')
     src, prefix, log = installed
     site = _site_packages(prefix)
-    assert list((site / PKG).glob('_cloudpack*.so')), f'_cloudpack not built:\n{log[-2000:]}'
-    probe = ('import aetherscan_ros.cloud as c, aetherscan_ros._cloudpack as k; '
+    assert list((site / PKG / 'cloud').glob('_cloudpack*.so')), \
+        f'_cloudpack not built:\n{log[-2000:]}'
+    probe = ('import aetherscan_ros.cloud as c, aetherscan_ros.cloud._cloudpack as k; '
              'print(c.PACKER, k.__file__)')
     env = {'PATH': '/usr/bin:/bin', 'PYTHONPATH': str(site), 'AETHERSCAN_PACKER': 'c'}
     proc = subprocess.run([sys.executable, '-c', probe], cwd=prefix, env=env,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aetherscan_ros import params
+from aetherscan_ros.node import params
 
 REPO = Path(__file__).resolve().parents[1]
 YAML_PATH = REPO / 'config' / 'aetherscan.yaml'

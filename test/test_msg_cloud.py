@@ -1,6 +1,6 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Tests of aetherscan_ros.msg_cloud: PointCloud2 build/read through real rclpy serialization."""
+"""Tests of aetherscan_ros.ros.pointcloud2: PointCloud2 build/read through rclpy serialization."""
 
 import array
 
@@ -11,7 +11,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from aetherscan_ros import cloud as C
-from aetherscan_ros import msg_cloud as M
+from aetherscan_ros.ros import pointcloud2 as M
 
 _NP = {C.INT8: 'i1', C.UINT8: 'u1', C.INT16: 'i2', C.UINT16: 'u2', C.INT32: 'i4',
        C.UINT32: 'u4', C.FLOAT32: 'f4', C.FLOAT64: 'f8'}
@@ -167,3 +167,12 @@ def test_bad_messages_give_clear_errors():
         M.from_pointcloud2(msg)
     with pytest.raises(TypeError, match='header must be'):
         M.to_pointcloud2('world', p, c)
+
+
+def test_old_module_path_gives_the_same_objects():
+    """``aetherscan_ros.msg_cloud`` (the path before the ros/ folder) re-exports the names."""
+    from aetherscan_ros import msg_cloud
+
+    assert msg_cloud.to_pointcloud2 is M.to_pointcloud2
+    for name in msg_cloud.__all__:
+        assert getattr(msg_cloud, name) is getattr(M, name), name

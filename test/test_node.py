@@ -110,7 +110,7 @@ def _check_chunks_equal_cloud(monitor, complete, budget=0):
 
 
 def _pose_of(pose_msg):
-    from aetherscan_ros.geometry import quaternion_to_rotation_matrix
+    from aetherscan_ros.core.geometry import quaternion_to_rotation_matrix
     o, p = pose_msg.orientation, pose_msg.position
     out = np.eye(4)
     out[:3, :3] = quaternion_to_rotation_matrix(np.array([o.x, o.y, o.z, o.w]))
@@ -147,8 +147,8 @@ def _check_frames(monitor, views, world, prefix, stamp_ns, view0_identity=True):
 @pytest.mark.slow
 def test_classical_raw_reliable_end_to_end(rig, scene):
     """Raw rgb8 + camera_info from a reliable camera; classical backend; services; score."""
-    from aetherscan_ros.evaluation import evaluate
-    from aetherscan_ros.results_io import read_poses_json
+    from aetherscan_ros.demo.evaluation import evaluate
+    from aetherscan_ros.files.poses import read_poses_json
 
     gt, scene_dir = scene
     monitor = rig.monitor
@@ -215,7 +215,7 @@ def test_fast3r_random_compressed_best_effort(rig, scene, tmp_path):
     reconstruction are buffered for the next one (busy_policy buffer).
     """
     from aetherscan_ros.models.fast3r import write_random_checkpoint
-    from aetherscan_ros.results_io import read_poses_json
+    from aetherscan_ros.files.poses import read_poses_json
 
     _, scene_dir = scene
     checkpoint = write_random_checkpoint(tmp_path / 'ckpt', preset='tiny')
@@ -330,7 +330,9 @@ def test_bad_input_is_counted_and_a_failed_reconstruction_keeps_the_frames(rig):
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import CameraInfo, Image
 
-    from aetherscan_ros import conversions
+    from aetherscan_ros.ros.camera_info import make_camera_info
+    from aetherscan_ros.ros.images import rgb_to_image_msg
+    from aetherscan_ros.ros.stamps import ns_to_stamp
 
     monitor = rig.monitor
     proc = rig.node(backend='classical', image_topics=['/badcam/image_raw'],
@@ -348,29 +350,28 @@ def test_bad_input_is_counted_and_a_failed_reconstruction_keeps_the_frames(rig):
 
     def image(level, frame_id='badcam', **fields):
         stamp[0] += 100_000_000
-        msg = conversions.rgb_to_image_msg(np.full((48, 64, 3), level, np.uint8), stamp[0],
-                                           frame_id)
+        msg = rgb_to_image_msg(np.full((48, 64, 3), level, np.uint8), stamp[0], frame_id)
         for key, value in fields.items():
             setattr(msg, key, value)
         return msg
 
-    info_pub.publish(conversions.make_camera_info(k, 64, 48))
+    info_pub.publish(make_camera_info(k, 64, 48))
     monitor.spin_for(0.3)
     pub.publish(image(100))                                 # good, K used
     pub.publish(image(101, encoding='32FC1'))               # unknown encoding
     pub.publish(image(102, step=10))                        # step < width * 3
     pub.publish(image(103, data=b'\0' * 100))               # data shorter than declared
     pub.publish(image(104, width=0))                        # zero width
-    bad_info = conversions.make_camera_info(k, 64, 48)
+    bad_info = make_camera_info(k, 64, 48)
     bad_info.k = [float('nan')] * 9
     info_pub.publish(bad_info)                              # NaN K: ignored
     monitor.spin_for(0.3)
     pub.publish(image(110))                                 # good, previous K still used
-    info_pub.publish(conversions.make_camera_info(k, 640, 480))
+    info_pub.publish(make_camera_info(k, 640, 480))
     monitor.spin_for(0.3)
     pub.publish(image(120, frame_id='other'))               # good; K size mismatch, new frame_id
     msg = image(130)
-    msg.header.stamp = conversions.ns_to_stamp(5)           # stamp went backwards
+    msg.header.stamp = ns_to_stamp(5)           # stamp went backwards
     pub.publish(msg)
 
     def counters_reached():
@@ -412,7 +413,7 @@ def test_two_cameras_and_the_periodic_trigger_set_at_run_time(rig):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from aetherscan_ros import conversions
+    from aetherscan_ros.ros.images import rgb_to_image_msg
 
     monitor = rig.monitor
     rig.node(backend='classical', image_topics=['/left/image_raw', '/right/image_raw'],
@@ -424,8 +425,8 @@ def test_two_cameras_and_the_periodic_trigger_set_at_run_time(rig):
         _publish_until_matched(monitor, pub)
     monitor.spin_for(0.5)
     for i, pub in enumerate(pubs):
-        pub.publish(conversions.rgb_to_image_msg(np.full((48, 64, 3), 50 + 100 * i, np.uint8),
-                                                 1_000_000_000 + i, f'cam{i}'))
+        pub.publish(rgb_to_image_msg(np.full((48, 64, 3), 50 + 100 * i, np.uint8),
+                                     1_000_000_000 + i, f'cam{i}'))
     assert monitor.spin_until(lambda: monitor.diagnostics.get('buffered') == '2', 20.0), \
         (monitor.diagnostics, rig.log())
     assert monitor.diagnostics['/left/image_raw qos'] == 'sensor_data'
@@ -445,7 +446,7 @@ def test_auto_qos_rematches_when_a_best_effort_publisher_appears(rig):
     from rclpy.qos import qos_profile_sensor_data, QoSProfile
     from sensor_msgs.msg import Image
 
-    from aetherscan_ros import conversions
+    from aetherscan_ros.ros.images import rgb_to_image_msg
 
     monitor = rig.monitor
     rig.node(backend='classical', image_topics=['/mixed/image_raw'], auto_trigger=False,
@@ -463,8 +464,8 @@ def test_auto_qos_rematches_when_a_best_effort_publisher_appears(rig):
     _publish_until_matched(monitor, best_effort)
     monitor.spin_for(0.5)
     for i, pub in enumerate((reliable, best_effort)):  # both are heard now
-        pub.publish(conversions.rgb_to_image_msg(np.full((48, 64, 3), 60 * i, np.uint8),
-                                                 2_000_000_000 + i, 'mixed'))
+        pub.publish(rgb_to_image_msg(np.full((48, 64, 3), 60 * i, np.uint8),
+                                     2_000_000_000 + i, 'mixed'))
     assert monitor.spin_until(lambda: monitor.diagnostics.get('buffered') == '2', 20.0), \
         (monitor.diagnostics, rig.log())
     assert 'a best-effort publisher appeared' in rig.log()

@@ -6,7 +6,7 @@ import pytest
 from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 
-from aetherscan_ros import params
+from aetherscan_ros.node import params
 
 
 def test_table_is_complete_and_consistent():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aetherscan_ros.backends.base import ReconstructionResult
-from aetherscan_ros.preview import (
+from aetherscan_ros.files.preview import (
     BACKGROUND, choose_view, draw_frusta, frustum_corners, look_at, render_preview,
     render_preview_image, splat)
 

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aetherscan_ros import results_io
 from aetherscan_ros.backends.base import ReconstructionResult
-from aetherscan_ros.results_io import (
-    atomic_write_bytes, encode_ply, load_result, read_ply, read_poses_json, ResultFormatError,
-    safe_output_path, save_result, write_ply, write_poses_json)
+from aetherscan_ros.files import atomic, ply
+from aetherscan_ros.files.atomic import atomic_write_bytes, safe_output_path
+from aetherscan_ros.files.errors import ResultFormatError
+from aetherscan_ros.files.ply import encode_ply, read_ply, write_ply
+from aetherscan_ros.files.poses import read_poses_json, write_poses_json
+from aetherscan_ros.files.results import load_result, save_result
 
 
 def _result(num_points=500, num_views=3, seed=0, backend='classical', info=None):
@@ -227,14 +229,14 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def failing_fsync(fd):
         raise Boom()
 
-    monkeypatch.setattr(results_io.os, 'fsync', failing_fsync)
+    monkeypatch.setattr(atomic.os, 'fsync', failing_fsync)
     with pytest.raises(Boom):
         atomic_write_bytes(target, b'new content')
-    monkeypatch.setattr(results_io.os, 'fsync', real_fsync)
+    monkeypatch.setattr(atomic.os, 'fsync', real_fsync)
     assert target.read_bytes() == b'old content'
     assert [p.name for p in tmp_path.iterdir()] == ['cloud.ply']  # no temp file left
     with pytest.raises(KeyboardInterrupt):
-        with results_io.atomic_open(target) as handle:
+        with atomic.atomic_open(target) as handle:
             handle.write(b'partial')
             raise KeyboardInterrupt
     assert target.read_bytes() == b'old content'
@@ -270,6 +272,6 @@ def test_safe_output_path(tmp_path):
 def test_encode_ply_defaults():
     data = encode_ply(np.ones((2, 3)))
     cloud_body = data.split(b'end_header\n', 1)[1]
-    rec = np.frombuffer(cloud_body, results_io.PLY_VERTEX_DTYPE)
+    rec = np.frombuffer(cloud_body, ply.PLY_VERTEX_DTYPE)
     assert rec['red'].tolist() == [128, 128] and rec['confidence'].tolist() == [1.0, 1.0]
     assert rec['view'].tolist() == [0, 0]

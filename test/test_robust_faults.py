@@ -160,17 +160,17 @@ def test_backend_exception_keeps_frames_and_reconstruct_retries(make_node):
 
 def test_internal_error_outside_backend_does_not_kill_the_worker(make_node, monkeypatch):
     """An exception in the node's own job code: error event, frames back, worker alive."""
-    import aetherscan_ros.node as node_module
+    import aetherscan_ros.core.session as session_module
     backend = FlakyBackend(failures=0)
     rig = make_node(backend)
     mon = rig.monitor
     assert rig.publish_good(2)
-    real = node_module.ChunkStream
+    real = session_module.ChunkStream
 
     def broken(*args, **kwargs):
         raise MemoryError('injected: cannot allocate the chunk stream')
 
-    monkeypatch.setattr(node_module, 'ChunkStream', broken)
+    monkeypatch.setattr(session_module, 'ChunkStream', broken)
     ok, _ = mon.call('reconstruct')
     assert ok
     error = mon.wait_event('error', 20.0, stage='internal')
@@ -179,7 +179,7 @@ def test_internal_error_outside_backend_does_not_kill_the_worker(make_node, monk
     assert mon.spin_until(lambda: mon.diagnostics.get('reconstructions_failed') == '1' and
                           mon.diagnostics.get('buffered') == '2' and
                           mon.diagnostics.get('busy') == 'False', 10.0), mon.diagnostics
-    monkeypatch.setattr(node_module, 'ChunkStream', real)
+    monkeypatch.setattr(session_module, 'ChunkStream', real)
     ok, message = mon.call('reconstruct')
     assert ok, message
     assert mon.wait_event('reconstruction_complete', 20.0) is not None
@@ -194,7 +194,7 @@ def test_exception_in_a_service_callback_is_answered_not_fatal(make_node, monkey
     def broken_clear():
         raise OSError('injected: disk vanished')
 
-    monkeypatch.setattr(rig.node._buffer, 'clear', broken_clear)
+    monkeypatch.setattr(rig.node.session.buffer, 'clear', broken_clear)
     ok, message = mon.call('reset')
     assert not ok and 'OSError: injected: disk vanished' in message
     assert mon.spin_until(lambda: mon.diagnostics.get('callback_errors') == '1', 10.0)
@@ -208,8 +208,8 @@ def test_save_is_atomic_inside_output_dir_and_never_overwrites(make_node, tmp_pa
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
 
-    import aetherscan_ros.preview as preview
-    from aetherscan_ros.results_io import read_poses_json
+    import aetherscan_ros.files.preview as preview
+    from aetherscan_ros.files.poses import read_poses_json
     rig = make_node(FlakyBackend(failures=0))
     mon = rig.monitor
     out = (tmp_path / 'out').resolve()
@@ -254,7 +254,7 @@ def test_save_is_atomic_inside_output_dir_and_never_overwrites(make_node, tmp_pa
 
 def test_save_refuses_a_symlinked_name_escaping_output_dir(tmp_path):
     """The directory helper behind ~/save never writes through a link out of output_dir."""
-    from aetherscan_ros.results_io import save_directory_atomically
+    from aetherscan_ros.files.atomic import save_directory_atomically
     out = tmp_path / 'out'
     outside = tmp_path / 'outside'
     out.mkdir()

@@ -125,14 +125,14 @@ def _log_lines(log, text):
 
 def test_malformed_raw_images_and_camera_info(rig):
     """Every raw-image and camera_info case: one line, counted, node alive, good frames kept."""
-    from aetherscan_ros import conversions
+    from aetherscan_ros.ros.camera_info import make_camera_info
     proc = rig.node(backend='classical', image_topics=[CAM0, CAM1], auto_trigger=False,
                     min_views=2, max_views=64, keyframe_min_interval=0.0,
                     keyframe_min_change=0.0, diagnostics_period=0.2, no_frames_warning=0.0)
     feed = Feeder(rig)
     assert rig.monitor.wait_for_node(60.0), rig.log()
     feed.wait_matched()
-    feed.publish('info', conversions.make_camera_info(malformed.K, malformed.W, malformed.H))
+    feed.publish('info', make_camera_info(malformed.K, malformed.W, malformed.H))
     rig.monitor.spin_for(0.3)
     feed.good()
     ok, base = feed.wait_counters({'buffered': 1})
@@ -159,7 +159,7 @@ def test_malformed_raw_images_and_camera_info(rig):
 
     # camera_info for another size: K not used for this image (counted), image still accepted
     before = rig.counters(COUNTERS)
-    feed.publish('info', conversions.make_camera_info(malformed.K, 640, 480))
+    feed.publish('info', make_camera_info(malformed.K, 640, 480))
     rig.monitor.spin_for(0.3)
     feed.good()
     ok, got = feed.wait_counters({'camera_info_rejected': before['camera_info_rejected'] + 1,
@@ -170,7 +170,7 @@ def test_malformed_raw_images_and_camera_info(rig):
     assert rig.monitor.spin_until(
         lambda: [e['has_k'] for e in rig.monitor.events
                  if e['event'] == 'image_received'][-1] is False, 10.0)
-    feed.publish('info', conversions.make_camera_info(malformed.K, malformed.W, malformed.H))
+    feed.publish('info', make_camera_info(malformed.K, malformed.W, malformed.H))
 
     # stamps going backwards: skipped, counted; the camera's history restarts
     before = rig.counters(COUNTERS)

@@ -51,7 +51,7 @@ fi
 # Everything that decides the venv's content goes into the stamp.
 stamp_inputs() {
   (cd "$root" && cat requirements.txt tools/requirements-ros-jazzy.lock.txt tools/setup_env.sh \
-     tools/build_tf2_msgs.sh setup.py aetherscan_ros/_cloudpack.c \
+     tools/build_tf2_msgs.sh setup.py aetherscan_ros/cloud/_cloudpack.c \
      tools/tf2_msgs/CMakeLists.txt tools/tf2_msgs/package.xml \
      tools/tf2_msgs/msg/*.msg tools/tf2_msgs/srv/*.srv tools/tf2_msgs/action/*.action)
   echo "mode=$mode python=$pyver venv=$venv"

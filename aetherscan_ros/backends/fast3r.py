@@ -99,7 +99,7 @@ class Fast3RBackend:
             from aetherscan_ros.models.fast3r import Fast3R
             from aetherscan_ros.models.fast3r.config import ConfigError
             from aetherscan_ros.models.fast3r.weights import CheckpointError, locate_checkpoint
-            from aetherscan_ros.torch_device import resolve_precision, select_device
+            from aetherscan_ros.models.torch_device import resolve_precision, select_device
         except ImportError as exc:
             raise BackendUnavailable(f'Fast3R needs torch: {exc}') from exc
         self._torch = torch

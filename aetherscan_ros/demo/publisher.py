@@ -22,7 +22,8 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from aetherscan_ros import conversions
+from aetherscan_ros.ros.camera_info import make_camera_info
+from aetherscan_ros.ros.images import rgb_to_compressed_msg, rgb_to_image_msg
 
 FRAME_ID = 'demo_camera_optical_frame'
 
@@ -87,7 +88,7 @@ def main(argv=None):
                 return 1
             rclpy.spin_once(node, timeout_sec=0.1)
         if not args.no_camera_info:  # K before the first image, as a driver would have
-            info_pub.publish(conversions.make_camera_info(
+            info_pub.publish(make_camera_info(
                 scene.K, width, height, node.get_clock().now().nanoseconds, FRAME_ID))
         time.sleep(0.5)
         log.info(f'publishing {scene.num_views} views {width}x{height} on {topic} '
@@ -97,12 +98,12 @@ def main(argv=None):
             for view in range(scene.num_views):
                 stamp_ns = node.get_clock().now().nanoseconds
                 if not args.no_camera_info:
-                    info_pub.publish(conversions.make_camera_info(
+                    info_pub.publish(make_camera_info(
                         scene.K, width, height, stamp_ns, FRAME_ID))
                 if args.transport == 'raw':
-                    msg = conversions.rgb_to_image_msg(scene.images[view], stamp_ns, FRAME_ID)
+                    msg = rgb_to_image_msg(scene.images[view], stamp_ns, FRAME_ID)
                 else:
-                    msg = conversions.rgb_to_compressed_msg(
+                    msg = rgb_to_compressed_msg(
                         scene.images[view], args.format, stamp_ns=stamp_ns, frame_id=FRAME_ID)
                 pub.publish(msg)
                 log.info(f'view {view} published')

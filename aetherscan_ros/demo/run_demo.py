@@ -26,8 +26,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from aetherscan_ros.process_env import with_hugepage_malloc
-from aetherscan_ros.ros_domain import claim_domain_id
+from aetherscan_ros.core.process_env import with_hugepage_malloc
+from aetherscan_ros.node.ros_domain import claim_domain_id
 
 NODE_NS = '/aetherscan_node'
 
@@ -93,14 +93,14 @@ class NodeMonitor:
 
     # callbacks
     def _event_cb(self, msg):
-        from aetherscan_ros.conversions import parse_event
+        from aetherscan_ros.ros.events import parse_event
         event = parse_event(msg)
         self.events.append(event)
         if self._on_event is not None:
             self._on_event(event)
 
     def _points_cb(self, msg):
-        from aetherscan_ros.msg_cloud import from_pointcloud2
+        from aetherscan_ros.ros.pointcloud2 import from_pointcloud2
         cloud, info = from_pointcloud2(msg, copy=True, source=f'{self.node_ns}/points')
         self.chunks.append((info, cloud))
         full = self.assembler.add(info, cloud)
@@ -108,7 +108,7 @@ class NodeMonitor:
             self.assembled[info.recon] = full
 
     def _cloud_cb(self, msg):
-        from aetherscan_ros.msg_cloud import from_pointcloud2
+        from aetherscan_ros.ros.pointcloud2 import from_pointcloud2
         self.cloud, _ = from_pointcloud2(msg, copy=True, source=f'{self.node_ns}/cloud')
         self.cloud_msg = msg
 
@@ -176,7 +176,7 @@ class NodeMonitor:
 
     def view_poses(self, frame_prefix: str = '') -> np.ndarray:
         """Return ``[V, 4, 4]`` camera poses from the received TF (NaN for missing views)."""
-        from aetherscan_ros.conversions import transform_to_matrix, view_frame
+        from aetherscan_ros.ros.tf import transform_to_matrix, view_frame
         indices = [int(name[len(frame_prefix) + 7:-8]) for name in self.tf
                    if name.startswith(frame_prefix + 'camera_') and name.endswith('_optical')]
         count = max(indices) + 1 if indices else 0
@@ -257,8 +257,8 @@ def run(args) -> int:
     """Run the demo; return the exit code (0 = reconstructed, streamed, saved and scored)."""
     import rclpy
 
+    from aetherscan_ros.demo.evaluation import evaluate, format_scores
     from aetherscan_ros.demo.scene import make_scene, write_scene
-    from aetherscan_ros.evaluation import evaluate, format_scores
 
     out = Path(args.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

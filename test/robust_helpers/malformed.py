@@ -33,13 +33,13 @@ def textured(width: int = W, height: int = H, seed: int = 0) -> np.ndarray:
 def good_image(stamp_ns: int, seed: int = 0, frame_id: str = 'cam', width: int = W,
                height: int = H):
     """Return a valid rgb8 ``sensor_msgs/Image``."""
-    from aetherscan_ros.conversions import rgb_to_image_msg
+    from aetherscan_ros.ros.images import rgb_to_image_msg
     return rgb_to_image_msg(textured(width, height, seed), stamp_ns, frame_id)
 
 
 def good_compressed(stamp_ns: int, seed: int = 0, fmt: str = 'png'):
     """Return a valid ``sensor_msgs/CompressedImage`` (lossless png by default)."""
-    from aetherscan_ros.conversions import rgb_to_compressed_msg
+    from aetherscan_ros.ros.images import rgb_to_compressed_msg
     return rgb_to_compressed_msg(textured(seed=seed), fmt, stamp_ns=stamp_ns, frame_id='cam')
 
 
@@ -53,7 +53,7 @@ def _raw(stamp_ns: int, **fields):
 def _compressed(stamp_ns: int, data: bytes, fmt: str = 'jpeg'):
     from sensor_msgs.msg import CompressedImage
 
-    from aetherscan_ros.conversions import ns_to_stamp
+    from aetherscan_ros.ros.stamps import ns_to_stamp
     msg = CompressedImage(format=fmt)
     msg.header.stamp = ns_to_stamp(stamp_ns)
     msg.header.frame_id = 'cam'
@@ -77,7 +77,7 @@ def huge_png(side: int = 10000) -> bytes:
 
 
 def _info(k, width=W, height=H):
-    from aetherscan_ros.conversions import make_camera_info
+    from aetherscan_ros.ros.camera_info import make_camera_info
     msg = make_camera_info(np.asarray(K), width, height)
     msg.k = [float(v) for v in np.asarray(k, np.float64).reshape(-1)]
     return msg
@@ -129,7 +129,7 @@ def publish_case(case: str, topic: str, count: int = 1, qos: str = 'reliable',
     from rclpy.qos import qos_profile_sensor_data, QoSProfile
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    from aetherscan_ros.params import default_camera_info_topic
+    from aetherscan_ros.node.params import default_camera_info_topic
 
     build, suffix, _ = CASES[case]
     if suffix == 'info':

@@ -33,6 +33,7 @@ from aetherscan_ros.models.fast3r.config import Fast3RConfig, load_config, MAX_V
 from aetherscan_ros.models.fast3r.decoder import Fast3RDecoder
 from aetherscan_ros.models.fast3r.encoder import CrocoEncoder
 from aetherscan_ros.models.fast3r.heads import PointmapHead
+from aetherscan_ros.models.fast3r.weights import load_weights, locate_checkpoint, save_checkpoint
 
 _LOG = logging.getLogger(__name__)
 
@@ -211,7 +212,6 @@ class Fast3R(nn.Module):
         ``layer_rn.N`` aliases may be absent). The model is built on the meta device and the
         weights are assigned, so peak memory is one copy of the weights. Returns it in eval mode.
         """
-        from aetherscan_ros.models.fast3r.weights import load_weights, locate_checkpoint
         directory = locate_checkpoint(str(path_or_repo_id))
         config = load_config(directory / 'config.json')
         with torch.device('meta'):
@@ -222,7 +222,6 @@ class Fast3R(nn.Module):
     def save_pretrained(self, directory: Union[str, Path],
                         metadata: Optional[Dict[str, str]] = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` in the HF layout; return the directory."""
-        from aetherscan_ros.models.fast3r.weights import save_checkpoint
         return save_checkpoint(self, directory, metadata)
 
 

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from aetherscan_ros.geometry import invert_pose, umeyama
+from aetherscan_ros.core.geometry import invert_pose, umeyama
 
 _LOG = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def align_local_to_global(local: np.ndarray, glob: np.ndarray, conf: np.ndarray,
     """
     Map a view's local pointmap into the global frame by a similarity (SPEC §9.3).
 
-    Umeyama with scale (``aetherscan_ros.geometry.umeyama``) from ``local`` ``[H, W, 3]`` to
+    Umeyama with scale (``aetherscan_ros.core.geometry.umeyama``) from ``local`` ``[H, W, 3]`` to
     ``glob`` ``[H, W, 3]`` on the pixels whose global ``conf`` ``[H, W]`` is at least its
     ``percentile``-th percentile (all pixels if fewer than 3 pass; identity if still fewer).
     Returns ``(aligned [H, W, 3] float32, (s, R [3, 3], t [3]))``.

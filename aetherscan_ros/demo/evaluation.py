@@ -7,7 +7,7 @@ The estimate lives in its own frame and scale (optical frame of its first view, 
 so it is first brought onto the ground truth with a similarity transform (Sim(3)):
 
 * 3 or more registered views whose centres span more than a line: Umeyama (with scale) on the
-  camera centres (:func:`aetherscan_ros.geometry.umeyama`).
+  camera centres (:func:`aetherscan_ros.core.geometry.umeyama`).
 * 2 views, or centres close to a line (2nd/1st singular value < 0.1; the rotation about that
   line is then undetermined by centres alone): the rotation is the chordal mean of
   ``R_gt_i @ R_est_i^T`` over the views, then scale and translation are the least-squares fit
@@ -35,8 +35,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from aetherscan_ros.core.geometry import rotation_angle_deg, umeyama
 from aetherscan_ros.demo.scene import DemoScene, load_scene
-from aetherscan_ros.geometry import rotation_angle_deg, umeyama
 
 _MAX_EVAL_POINTS = 300_000
 # below this ratio of the 2nd to the 1st singular value the centres count as a line

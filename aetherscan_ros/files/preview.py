@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from aetherscan_ros.backends.base import ReconstructionResult
-from aetherscan_ros.results_io import atomic_write_bytes
+from aetherscan_ros.files.atomic import atomic_write_bytes
 
 _LOG = logging.getLogger(__name__)
 

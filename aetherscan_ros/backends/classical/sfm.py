@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from aetherscan_ros.backends.base import ReconstructionError
-from aetherscan_ros.geometry import invert_pose
+from aetherscan_ros.core.geometry import invert_pose
 
 _LOG = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ The ``classical`` backend: a real reconstruction without weights, GPU or torch.
 
 Pipeline: COLMAP (pycolmap) SIFT features, exhaustive (or, for many views, sequential) matching
 with geometric verification and incremental mapping with bundle adjustment; a direct two-view
-relative-pose path when COLMAP's mapper cannot initialise (:mod:`.classical_sfm`); then
+relative-pose path when COLMAP's mapper cannot initialise (:mod:`.sfm`); then
 dense depth from rectified view pairs with OpenCV StereoSGBM, fused by multi-pair consistency
-(:mod:`.classical_dense`).
+(:mod:`.dense`).
 
 Result conventions (besides those of :mod:`aetherscan_ros.backends.base`):
 
@@ -18,7 +18,7 @@ Result conventions (besides those of :mod:`aetherscan_ros.backends.base`):
 * A view COLMAP cannot register keeps its slot: its pose is all-NaN, it contributes no points,
   and it is listed in ``info['unregistered']`` (names). If view 0 is unregistered, the world is
   the optical frame of the first registered view (``info['reference_view']``).
-* ``confidence`` is a quality score in (0, 1) (see :mod:`.classical_dense`); sparse-only
+* ``confidence`` is a quality score in (0, 1) (see :mod:`.dense`); sparse-only
   points (views without a stereo partner) get 0.05.
 
 This module never imports torch.
@@ -37,9 +37,9 @@ import numpy as np
 from aetherscan_ros.backends.base import (
     Frame, ProgressCallback, ProgressEvent, ReconstructionError, ReconstructionResult,
     result_from_view_clouds, ViewCloud)
-from aetherscan_ros.backends.classical_dense import (
+from aetherscan_ros.backends.classical.dense import (
     choose_neighbors, DenseOptions, densify_view, scale_intrinsics, working_scale)
-from aetherscan_ros.backends.classical_sfm import (
+from aetherscan_ros.backends.classical.sfm import (
     import_pycolmap, restore_colmap_verbosity, run_sfm, set_colmap_verbosity, SfmOptions)
 
 _LOG = logging.getLogger(__name__)

@@ -1,0 +1,222 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""
+The image and intrinsics arguments of ``aetherscan reconstruct``.
+
+Expands files and directories into image paths, reads images (refusing huge or float images from
+their header), checks their sizes and parses ``--intrinsics``. numpy, OpenCV and Pillow are
+imported only when an image is read.
+"""
+
+import os
+from pathlib import Path
+import re
+from typing import List, Optional, Sequence, Tuple
+
+from aetherscan_ros.cli.common import CliError
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
+                    '.pnm', '.jp2')
+MAX_SIZE_RATIO = 2.0  # long sides of the input images may differ by at most this factor
+MAX_IMAGE_SIDE = 8192  # larger images are refused from their header, before any decoding
+DEMO_GT_FILE = 'ground_truth.json'
+
+
+def _natural_key(name: str):
+    """Sort ``frame_2`` before ``frame_10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', name)]
+
+
+def _demo_scene_images(directory: Path) -> Optional[List[Path]]:
+    """Return the images listed by a demo scene's ground_truth.json (not its depth maps)."""
+    gt = directory / DEMO_GT_FILE
+    if not gt.is_file():
+        return None
+    import json
+    try:
+        doc = json.loads(gt.read_text(encoding='utf-8'))
+        names = [str(v['image']) for v in doc['views']]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [directory / name for name in names]
+
+
+def expand_image_args(args: Sequence[str]) -> List[Path]:
+    """
+    Expand files and directories into an ordered list of image paths.
+
+    A directory contributes its files with an image extension (``IMAGE_EXTENSIONS``, any
+    case), hidden files skipped, in natural order (``frame_2`` before ``frame_10``); a demo
+    scene directory (with ``ground_truth.json``) contributes the RGB images it lists, not its
+    depth maps. Files are taken as given, in the order given. Raises :class:`CliError` for a
+    path that does not exist, a directory without images and a file given twice.
+    """
+    paths: List[Path] = []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            listed = _demo_scene_images(path)
+            if listed is None:
+                listed = sorted((p for p in path.iterdir()
+                                 if p.is_file() and not p.name.startswith('.')
+                                 and p.suffix.lower() in IMAGE_EXTENSIONS),
+                                key=lambda p: _natural_key(p.name))
+            if not listed:
+                raise CliError(f'{arg}: directory has no images (looked for '
+                               f'{", ".join(IMAGE_EXTENSIONS)})')
+            paths.extend(listed)
+        elif path.exists():
+            paths.append(path)
+        else:
+            raise CliError(f'{arg}: no such file or directory')
+    seen = {}
+    for path in paths:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise CliError(f'{path}: given twice (also as {seen[key]}); every view must be a '
+                           'different image')
+        seen[key] = path
+    return paths
+
+
+def split_image_arguments(images: Sequence[str], intrinsics: Sequence[str]
+                          ) -> Tuple[List[str], List[str]]:
+    """
+    Return ``(images, intrinsics)`` with image paths that argparse put into --intrinsics moved.
+
+    ``--intrinsics`` takes one or more values, so in ``--intrinsics K a.png b.png`` argparse
+    hands it the images too. A value that exists on disk or ends in an image extension cannot
+    be ``fx,fy,cx,cy``: it goes back to the images, keeping the command-line order.
+    """
+    images, kept = list(images), []
+    for text in intrinsics:
+        if os.path.exists(text) or Path(text).suffix.lower() in IMAGE_EXTENSIONS:
+            images.append(text)
+        else:
+            kept.append(text)
+    return images, kept
+
+
+def read_image(path: Path):
+    """Read an image file as ``[H, W, 3]`` uint8 RGB; raise :class:`CliError` naming the file."""
+    import cv2
+    import numpy as np
+    if not path.is_file():
+        raise CliError(f'{path}: no such file' if not path.exists() else f'{path}: not a file')
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError as exc:
+        raise CliError(f'{path}: cannot read ({exc.strerror or exc})') from None
+    if data.size == 0:
+        raise CliError(f'{path}: empty file, not an image')
+    _check_image_header(path, data)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None or bgr.ndim != 3:
+        raise CliError(f'{path}: not a readable image (OpenCV cannot decode it)')
+    if bgr.shape[0] < 2 or bgr.shape[1] < 2:
+        raise CliError(f'{path}: image {bgr.shape[1]}x{bgr.shape[0]} is too small')
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _check_image_header(path: Path, data) -> None:
+    """
+    Refuse, from the header alone, images too large to decode safely and float images.
+
+    A 10000x10000 PNG is a few hundred kilobytes on disk but 300 MB once decoded; a float
+    image (depth, HDR) would be silently clipped to 8 bits. Formats Pillow cannot identify
+    are left to OpenCV.
+    """
+    import io
+    import warnings
+
+    from PIL import Image as PILImage
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # DecompressionBombWarning: we check the size
+            with PILImage.open(io.BytesIO(data.tobytes())) as img:
+                (width, height), mode = img.size, img.mode
+    except Exception:  # noqa: B902 - not identifiable by Pillow: OpenCV decides below
+        return
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise CliError(f'{path}: image {width}x{height} exceeds {MAX_IMAGE_SIDE} px per side; '
+                       'downscale it first')
+    if mode == 'F':
+        raise CliError(f'{path}: a floating-point image (depth or HDR data), not an 8/16-bit '
+                       'camera image')
+
+
+def check_image_sizes(paths: Sequence[Path], sizes: Sequence[Tuple[int, int]]) -> None:
+    """
+    Refuse fewer than 2 images, or images whose long sides differ by more than 2x.
+
+    ``sizes`` are ``(width, height)``. Images of different sizes within that factor are
+    accepted (backends resize); beyond it they are almost surely from unrelated cameras.
+    """
+    if len(paths) < 2:
+        given = f' ({paths[0]})' if paths else ''
+        raise CliError(f'need at least 2 images, got {len(paths)}{given}')
+    longs = [max(s) for s in sizes]
+    small = min(range(len(longs)), key=lambda i: longs[i])
+    large = max(range(len(longs)), key=lambda i: longs[i])
+    if longs[large] > MAX_SIZE_RATIO * longs[small]:
+        raise CliError(
+            f'{paths[large]} ({sizes[large][0]}x{sizes[large][1]}) and {paths[small]} '
+            f'({sizes[small][0]}x{sizes[small][1]}) differ in size by more than '
+            f'{MAX_SIZE_RATIO:g}x: give images from cameras of similar resolution')
+
+
+def parse_intrinsics(text: str, label: str) -> Tuple[float, float, float, float]:
+    """Parse ``fx,fy,cx,cy`` (commas or spaces) into 4 floats; ``label`` names the argument."""
+    parts = [p for p in re.split(r'[,\s]+', text.strip()) if p]
+    if len(parts) != 4:
+        raise CliError(f'{label} {text!r}: expected 4 numbers fx,fy,cx,cy, got {len(parts)}')
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise CliError(f'{label} {text!r}: not numbers (expected fx,fy,cx,cy in pixels)') \
+            from None
+    if not all(v == v and abs(v) != float('inf') for v in values):
+        raise CliError(f'{label} {text!r}: values must be finite')
+    if values[0] <= 0 or values[1] <= 0:
+        raise CliError(f'{label} {text!r}: focal lengths fx, fy must be > 0')
+    return values
+
+
+def build_intrinsics(texts: Sequence[str], paths: Sequence[Path],
+                     sizes: Sequence[Tuple[int, int]]):
+    """
+    Return one ``[3, 3]`` K per image (or ``None`` each when ``texts`` is empty).
+
+    ``texts`` holds one ``fx,fy,cx,cy`` for all images or one per image, in order. The
+    principal point must lie inside its image; one K for all needs images of one size.
+    """
+    import numpy as np
+    if not texts:
+        return [None] * len(paths)
+    if len(texts) not in (1, len(paths)):
+        raise CliError(f'--intrinsics given {len(texts)} times for {len(paths)} images: give it '
+                       'once for all images or once per image, in image order')
+    if len(texts) == 1 and len(set(sizes)) > 1:
+        first = next(i for i, s in enumerate(sizes) if s != sizes[0])
+        raise CliError(f'one --intrinsics for images of different sizes ({paths[0]} '
+                       f'{sizes[0][0]}x{sizes[0][1]}, {paths[first]} {sizes[first][0]}x'
+                       f'{sizes[first][1]}): give one --intrinsics per image')
+    result = []
+    for i, path in enumerate(paths):
+        k = 0 if len(texts) == 1 else i
+        label = '--intrinsics' if len(texts) == 1 else f'--intrinsics #{k + 1}'
+        fx, fy, cx, cy = parse_intrinsics(texts[k], label)
+        width, height = sizes[i]
+        if not (0.0 <= cx <= width and 0.0 <= cy <= height):
+            raise CliError(f'{label} {texts[k]!r}: principal point ({cx:g}, {cy:g}) lies '
+                           f'outside {path} ({width}x{height})')
+        result.append(np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]))
+    return result
+
+
+def _display_names(paths: Sequence[Path]) -> List[str]:
+    """File names for poses.json: the base name, or the path as given when names collide."""
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [str(p) for p in paths]

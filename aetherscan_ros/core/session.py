@@ -1,0 +1,271 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""
+Reconstruction jobs between the keyframe buffer and a backend (ROS-free, thread-safe).
+
+:class:`ReconstructionSession` holds what one node instance knows about its reconstructions:
+the keyframe buffer, the backend once loaded, whether a job runs, the last result and where it
+was saved, and the node's counters. Triggers (service, timer, new keyframe) call
+:meth:`~ReconstructionSession.try_start`, which takes the keyframes and returns a :class:`Job`;
+the worker thread hands the job to :meth:`~ReconstructionSession.run`, which calls the backend,
+streams every view's points through a :class:`~aetherscan_ros.cloud.ChunkStream` as they come,
+checks that the streamed points are the result's, and records the outcome. A failed job gives
+its frames back to the buffer, so nothing buffered is lost to a backend error.
+
+The ROS shell (:mod:`aetherscan_ros.node`) publishes what the callbacks hand it and turns the
+returned :class:`JobOutcome` into logs, diagnostics and events. Continuous mapping and TF
+anchoring grow here, beside the single-window job.
+"""
+
+from dataclasses import dataclass
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from aetherscan_ros.backends.base import Frame, ReconstructionResult
+from aetherscan_ros.cloud import ChunkStream, point_budget, voxel_downsample
+from aetherscan_ros.core.buffer import FrameBuffer
+
+# Counters reported in /diagnostics (the keyframe buffer keeps its own).
+COUNTERS = (
+    'frames_received', 'invalid_frames', 'camera_info_rejected', 'frame_id_changes',
+    'reconstructions_started', 'reconstructions_ok', 'reconstructions_failed',
+    'last_duration_s', 'last_points', 'chunks_published', 'stamp_future', 'size_changes',
+    'camera_size_mismatches', 'qos_incompatible', 'callback_errors', 'saves_ok', 'saves_failed')
+
+# A progress event is sent when the stage changes or the fraction moved by this much.
+PROGRESS_STEP = 0.05
+
+ChunkSink = Callable[[List[tuple]], None]
+ProgressSink = Callable[[str, float, str], None]
+ResultSink = Callable[[ReconstructionResult], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One reconstruction: its id, the keyframes taken from the buffer and what started it."""
+
+    recon: int
+    frames: Tuple[Frame, ...]
+    trigger: str
+
+    @property
+    def stamp_ns(self) -> int:
+        """Return the stamp of the outputs: the newest input image's."""
+        return max(f.stamp_ns for f in self.frames)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What :meth:`ReconstructionSession.run` did: a result, or the error message."""
+
+    job: Job
+    result: Optional[ReconstructionResult]
+    seconds: float
+    error: str = ''
+    chunks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+class ReconstructionSession:
+    """The reconstruction state of one node (see the module docstring)."""
+
+    def __init__(self, buffer: FrameBuffer):
+        self.buffer = buffer
+        self.lock = threading.RLock()
+        self.stats: Dict[str, float] = dict.fromkeys(COUNTERS, 0)
+        self.stats['last_duration_s'] = 0.0
+        self.recon_id = 0
+        self.busy = False
+        self.auto_blocked = False  # a failed job waits for a new keyframe or ~/reconstruct
+        self.upload_announced = False
+        self.backend = None
+        self.backend_reason = 'loading'
+        self.last_result: Optional[ReconstructionResult] = None
+        self.last_result_id = 0
+        self.last_names: Tuple[str, ...] = ()
+        self.last_error = ''
+        self._saved: Dict[int, str] = {}  # reconstruction id -> directory ~/save wrote
+
+    # ------------------------------------------------------------------ state
+
+    def count(self, key: str, amount: int = 1):
+        """Add ``amount`` to counter ``key``."""
+        with self.lock:
+            self.stats[key] += amount
+
+    def set_backend(self, backend, reason: str):
+        """Record the loaded backend (``None`` with the reason when it could not be loaded)."""
+        with self.lock:
+            self.backend = backend
+            self.backend_reason = reason
+
+    def snapshot(self) -> dict:
+        """Return a consistent copy of the state for diagnostics."""
+        with self.lock:
+            return {'stats': dict(self.stats), 'busy': self.busy, 'backend': self.backend,
+                    'backend_reason': self.backend_reason, 'last_error': self.last_error,
+                    'recon_id': self.recon_id}
+
+    def keyframe_accepted(self, min_views: int) -> Tuple[int, bool]:
+        """
+        Note a new keyframe; return ``(buffered, announce)``.
+
+        A new keyframe re-arms automatic triggering after a failure; ``announce`` is true
+        once per window, when the buffer first holds ``min_views`` keyframes.
+        """
+        with self.lock:
+            self.auto_blocked = False
+        buffered = len(self.buffer)
+        with self.lock:
+            announce = buffered >= min_views and not self.upload_announced
+            if announce:
+                self.upload_announced = True
+        return buffered, announce
+
+    def reset(self) -> Tuple[int, bool]:
+        """Clear the buffered keyframes; return ``(cleared, a job still runs)``."""
+        count = self.buffer.clear()
+        with self.lock:
+            self.upload_announced = False
+            return count, self.busy
+
+    def last(self) -> Tuple[Optional[ReconstructionResult], int, Tuple[str, ...], Optional[str]]:
+        """Return ``(result, reconstruction id, image names, saved directory or None)``."""
+        with self.lock:
+            recon = self.last_result_id
+            return self.last_result, recon, self.last_names, self._saved.get(recon)
+
+    def mark_saved(self, recon: int, path: str):
+        """Remember that reconstruction ``recon`` was saved into ``path``."""
+        with self.lock:
+            self._saved[recon] = path
+
+    # ------------------------------------------------------------------ jobs
+
+    def try_start(self, trigger: str, min_views: int,
+                  max_views: int) -> Tuple[Optional[Job], str]:
+        """
+        Take the buffered keyframes for a job; return ``(job, message)`` or ``(None, reason)``.
+
+        A service call needs only two keyframes; other triggers wait for ``min_views``.
+        """
+        with self.lock:
+            if self.busy:
+                return None, f'reconstruction #{self.recon_id} is still running'
+            if self.backend is None:
+                return None, f'backend not ready: {self.backend_reason}'
+            need = 2 if trigger == 'service' else min_views
+            have = len(self.buffer)
+            if have < need:
+                return None, f'{have} keyframe(s) buffered, need {need}'
+            frames = tuple(self.buffer.take(max_views))
+            self.busy = True
+            self.upload_announced = False
+            self.recon_id += 1
+            self.stats['reconstructions_started'] += 1
+            job = Job(self.recon_id, frames, trigger)
+        return job, f'started reconstruction #{job.recon} with {len(frames)} views'
+
+    def run(self, job: Job, chunk_points: int, on_chunks: ChunkSink, on_progress: ProgressSink,
+            on_result: ResultSink) -> JobOutcome:
+        """
+        Run ``job`` on the backend, streaming chunks into ``on_chunks`` as views arrive.
+
+        ``on_progress(stage, fraction, message)`` is called when the stage changes or the
+        fraction moved by :data:`PROGRESS_STEP`; ``on_result(result)`` after the last chunk,
+        before the job counts as done. An exception of the backend (or of the sinks)
+        is the outcome's ``error``: the frames go back to the buffer and automatic triggering
+        waits for a new keyframe. An exception outside that (the chunk stream itself) is
+        raised; the caller then calls :meth:`job_crashed`.
+        """
+        backend = self.backend
+        stream = ChunkStream(job.recon, chunk_points)
+        streamed = [0]
+        last = ['', -1.0]
+
+        def add_view(vc):
+            on_chunks(stream.add(vc.points, vc.colors, vc.confidence, vc.view))
+            streamed[0] += len(vc.points)
+
+        def progress(ev):
+            if ev.view_cloud is not None:
+                add_view(ev.view_cloud)
+            if ev.stage != last[0] or ev.fraction - last[1] >= PROGRESS_STEP:
+                last[0], last[1] = ev.stage, ev.fraction
+                on_progress(ev.stage, float(ev.fraction), ev.message)
+
+        start = time.monotonic()
+        try:
+            result = backend.reconstruct(list(job.frames), progress)
+            if streamed[0] == 0 and result.num_points:
+                for view in range(result.num_views):  # a backend that did not stream
+                    add_view(result.view_cloud(view))
+            if streamed[0] != result.num_points:
+                raise RuntimeError(f'the backend streamed {streamed[0]} points but returned '
+                                   f'{result.num_points}')
+            on_chunks(stream.finish())
+            on_result(result)
+        except Exception as exc:  # noqa: B902 - any backend failure keeps the frames
+            seconds = time.monotonic() - start
+            message = f'{type(exc).__name__}: {exc}'
+            self.buffer.restore(job.frames)
+            with self.lock:
+                self.busy = False
+                self.auto_blocked = True
+                self.last_error = message
+                self.stats['reconstructions_failed'] += 1
+            return JobOutcome(job, None, seconds, message, stream.chunks_sent)
+        seconds = time.monotonic() - start
+        self.buffer.done()
+        with self.lock:
+            self.busy = False
+            self.last_result = result
+            self.last_result_id = job.recon
+            self.last_names = tuple(f.name for f in job.frames)
+            self.last_error = ''
+            self.stats['reconstructions_ok'] += 1
+            self.stats['last_duration_s'] = seconds
+            self.stats['last_points'] = result.num_points
+        return JobOutcome(job, result, seconds, '', stream.chunks_sent)
+
+    def job_crashed(self, job: Job, exc: Exception) -> int:
+        """
+        Recover from an exception outside the backend call; return the frames kept.
+
+        The frames go back to the buffer unless :meth:`run` already gave them back.
+        """
+        with self.lock:
+            busy = self.busy
+            self.busy = False
+            self.last_error = f'{type(exc).__name__}: {exc}'
+            if busy:
+                self.stats['reconstructions_failed'] += 1
+        if not busy:
+            return 0
+        self.buffer.restore(job.frames)
+        return len(job.frames)
+
+
+def output_cloud(result: ReconstructionResult, voxel_size: float,
+                 max_points: int) -> Tuple[tuple, Optional[str]]:
+    """
+    Return the cloud for the latched output and a note when the point budget cut it.
+
+    ``(points [N, 3], colors [N, 3], confidence [N], view [N])`` of ``result``, voxel-averaged
+    when ``voxel_size > 0``, then reduced to at most ``max_points`` (0 = no budget).
+    """
+    cloud = (result.points, result.colors, result.confidence, result.view_index)
+    if voxel_size > 0 and result.num_points:
+        cloud = tuple(voxel_downsample(*cloud, voxel=voxel_size))
+    note = None
+    if max_points and len(cloud[0]) > max_points:
+        before = len(cloud[0])
+        budgeted, voxel = point_budget(*cloud, max_points=max_points)
+        cloud = tuple(budgeted)
+        note = (f'{before} points over cloud_max_points {max_points}: {len(cloud[0])} after '
+                f'voxel {voxel:.4g}')
+    return cloud, note

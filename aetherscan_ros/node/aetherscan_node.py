@@ -1,0 +1,130 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""
+``aetherscan_node``: camera images in, streamed PointCloud2 chunks and camera TF out.
+
+The Node class only wires its collaborators together:
+
+* :class:`~aetherscan_ros.node.cameras.CameraInputs`: image/camera_info subscriptions, QoS
+  matching, validation, keyframes offered to the buffer;
+* :class:`~aetherscan_ros.core.session.ReconstructionSession` (ROS-free): keyframe buffer,
+  jobs, results, counters;
+* :class:`~aetherscan_ros.node.worker.JobWorker`: the thread that owns the backend and runs
+  one reconstruction at a time;
+* :class:`~aetherscan_ros.node.outputs.Outputs`: publishers of chunks, cloud, TF, poses,
+  markers, events; :class:`~aetherscan_ros.node.diagnostics.Diagnostics`;
+  :class:`~aetherscan_ros.node.services.Services`; the parameter table
+  :mod:`aetherscan_ros.node.params`.
+
+Threads: subscription, service and timer callbacks run on one executor thread (``main`` uses
+a ``SingleThreadedExecutor``: on Jazzy the ``MultiThreadedExecutor`` spent a whole core
+busy-polling and received about a third of 4 x 30 Hz camera streams, see
+``docs/robustness.md``); they only convert, validate and enqueue, so the node also runs on a
+multi-threaded executor. Services and diagnostics stay responsive during a reconstruction.
+See the README's node section for the topics, parameters and policies.
+"""
+
+from typing import Tuple
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+
+from aetherscan_ros.cloud import PACKER
+from aetherscan_ros.core.buffer import FrameBuffer
+from aetherscan_ros.core.process_env import hugepage_malloc_state
+from aetherscan_ros.core.session import ReconstructionSession
+from aetherscan_ros.node import params
+from aetherscan_ros.node.cameras import CameraInputs
+from aetherscan_ros.node.diagnostics import Diagnostics
+from aetherscan_ros.node.guard import Guard
+from aetherscan_ros.node.outputs import Outputs
+from aetherscan_ros.node.services import Services
+from aetherscan_ros.node.worker import JobWorker
+
+NODE_NAME = 'aetherscan_node'
+
+
+class AetherscanNode(Node):
+    """The reconstruction node (see the module docstring and the README)."""
+
+    def __init__(self, backend_factory=None, **kwargs):
+        """Create the node; ``backend_factory() -> (backend, reason)`` replaces create_backend."""
+        super().__init__(NODE_NAME, **kwargs)
+        self.config = params.declare_all(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
+        cfg = self.config
+        self.session = ReconstructionSession(FrameBuffer(
+            cfg.max_views, cfg.keyframe_min_interval, cfg.keyframe_min_change,
+            cfg.busy_policy))
+        self.guard = Guard(self, self.session.count)
+        self.outputs = Outputs(self)
+        self.trigger_services = Services(self)
+        self.cameras = CameraInputs(self)
+        self.diagnostics = Diagnostics(self)
+
+        self._cb_timers = MutuallyExclusiveCallbackGroup()
+        self.create_timer(1.0, self.guard.wrap('subscription check',
+                                               self.cameras.ensure_subscriptions),
+                          callback_group=self._cb_timers)
+        self._diag_timer = self.create_timer(
+            cfg.diagnostics_period, self.guard.wrap('diagnostics', self.diagnostics.publish),
+            callback_group=self._cb_timers)
+        self._period_timer = None
+        self._configure_period_timer()
+
+        self.worker = JobWorker(self, backend_factory)
+        self.worker.start()
+        self.get_logger().info(
+            f'listening on {", ".join(c.sub_topic for c in self.cameras.cameras)} '
+            f'({cfg.image_transport}, qos {cfg.image_qos}); backend {cfg.backend}; '
+            f'min_views {cfg.min_views}, max_views {cfg.max_views}; cloud packer '
+            f'{PACKER}, huge-page malloc {hugepage_malloc_state()}')
+
+    # ------------------------------------------------------------------ parameters
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        ok, reason = params.check_change(params.current_values(self), changes)
+        return SetParametersResult(successful=ok, reason=reason)
+
+    def _after_set_parameters(self, changes):
+        self.config = params.make_config(params.current_values(self))
+        cfg = self.config
+        self.session.buffer.configure(cfg.max_views, cfg.keyframe_min_interval,
+                                      cfg.keyframe_min_change, cfg.busy_policy)
+        if any(p.name == 'trigger_period' for p in changes):
+            self._configure_period_timer()
+        self.maybe_auto_trigger()
+
+    def _configure_period_timer(self):
+        if self._period_timer is not None:
+            self.destroy_timer(self._period_timer)
+            self._period_timer = None
+        if self.config.trigger_period > 0:
+            self._period_timer = self.create_timer(
+                self.config.trigger_period, lambda: self.try_start('timer'),
+                callback_group=self._cb_timers)
+
+    # ------------------------------------------------------------------ triggers
+
+    def maybe_auto_trigger(self):
+        """Start a reconstruction when ``auto_trigger`` is on and enough keyframes wait."""
+        if self.config.auto_trigger and not self.session.auto_blocked:
+            self.try_start('auto')
+
+    def try_start(self, trigger: str) -> Tuple[bool, str]:
+        """Take the buffered keyframes and queue a reconstruction; return (started, message)."""
+        cfg = self.config
+        job, message = self.session.try_start(trigger, cfg.min_views, cfg.max_views)
+        if job is None:
+            return False, message
+        self.worker.submit(job)
+        return True, message
+
+    # ------------------------------------------------------------------ shutdown
+
+    def destroy_node(self):
+        """Stop the worker (waits up to 2 s; a running backend call is abandoned), then destroy."""
+        self.worker.stop(timeout=2.0)
+        return super().destroy_node()

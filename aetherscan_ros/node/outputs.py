@@ -1,0 +1,92 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""
+Publishers of the node and what goes out on them: chunks, the full cloud, TF, poses, markers.
+
+QoS: outputs are reliable; the full cloud, camera poses, markers and static frames are
+transient-local depth 1 so a late RViz still gets them; ``~/events`` keeps the last
+:data:`EVENT_HISTORY` events for late subscribers. The ``msg.data`` buffers of ``~/points``
+and ``~/cloud`` are reused from one publish to the next (worker thread only).
+"""
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
+
+from aetherscan_ros.backends.base import ReconstructionResult
+from aetherscan_ros.core.session import output_cloud
+from aetherscan_ros.ros.events import event_msg
+from aetherscan_ros.ros.markers import frusta_markers, robust_extent
+from aetherscan_ros.ros.pointcloud2 import make_cloud_msg, MessageBuffer
+from aetherscan_ros.ros.tf import identity_transform, poses_to_pose_array, poses_to_transforms
+
+EVENT_HISTORY = 100  # ~/events is transient-local: a late subscriber gets the recent events
+
+
+def reliable_qos(depth: int, transient_local: bool = False) -> QoSProfile:
+    """Return a reliable keep-last profile, volatile or transient-local."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+        durability=(DurabilityPolicy.TRANSIENT_LOCAL if transient_local
+                    else DurabilityPolicy.VOLATILE))
+
+
+class Outputs:
+    """The node's publishers and the messages built for them."""
+
+    def __init__(self, node):
+        self._node = node
+        overrides = QoSOverridingOptions.with_default_policies()
+
+        def pub(msg_type, topic, qos):
+            return node.create_publisher(msg_type, topic, qos, qos_overriding_options=overrides)
+
+        self.points = pub(PointCloud2, '~/points', reliable_qos(100))
+        self.cloud = pub(PointCloud2, '~/cloud', reliable_qos(1, True))
+        self.poses = pub(PoseArray, '~/camera_poses', reliable_qos(1, True))
+        self.markers = pub(MarkerArray, '~/cameras', reliable_qos(1, True))
+        self.events = pub(String, '~/events', reliable_qos(EVENT_HISTORY, True))
+        self.tf_static = node.create_publisher(TFMessage, '/tf_static', reliable_qos(1, True))
+        self.diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics',
+                                                 reliable_qos(10))
+        self._chunk_buffer = MessageBuffer()
+        self._cloud_buffer = MessageBuffer()
+
+    def event(self, event: str, **fields):
+        """Publish one ``~/events`` entry; never raises (the publisher is gone at shutdown)."""
+        try:
+            self.events.publish(event_msg(event, **fields))
+        except Exception as exc:  # noqa: B902 - shutting down: the publisher is gone
+            self._node.get_logger().debug(f'event {event} not published: {exc}')
+
+    def publish_chunks(self, chunks, stamp_ns: int):
+        """Publish ``[(ChunkInfo, cloud), ...]`` on ``~/points``."""
+        frame = self._node.config.world_frame
+        for info, cloud in chunks:
+            self.points.publish(make_cloud_msg(cloud, frame, stamp_ns, chunk_info=info,
+                                               out=self._chunk_buffer.take()))
+            self._node.session.count('chunks_published')
+
+    def publish_result(self, result: ReconstructionResult, stamp_ns: int):
+        """Publish the full cloud, the camera TF frames, poses and frustum markers."""
+        cfg = self._node.config
+        cloud, note = output_cloud(result, cfg.voxel_size, cfg.cloud_max_points)
+        if note:
+            self._node.get_logger().info(f'~/cloud: {note}')
+        self.cloud.publish(make_cloud_msg(cloud, cfg.world_frame, stamp_ns,
+                                          out=self._cloud_buffer.take()))
+        transforms = poses_to_transforms(
+            result.poses_c2w, cfg.world_frame, cfg.frame_prefix, stamp_ns)
+        if cfg.parent_frame:
+            transforms.insert(0, identity_transform(cfg.parent_frame, cfg.world_frame, stamp_ns))
+        self.tf_static.publish(TFMessage(transforms=transforms))
+        self.poses.publish(poses_to_pose_array(result.poses_c2w, cfg.world_frame, stamp_ns))
+        depth = cfg.frustum_scale or 0.1 * robust_extent(result.points) or 0.1
+        self.markers.publish(frusta_markers(
+            result.poses_c2w, result.intrinsics, result.image_sizes, cfg.world_frame,
+            stamp_ns, depth))

@@ -1,0 +1,81 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The node's ``std_srvs/Trigger`` services: ``~/reconstruct``, ``~/reset``, ``~/save``."""
+
+import os
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from std_srvs.srv import Trigger
+
+
+class Services:
+    """Creates the services on ``node`` (one callback group) and answers them."""
+
+    def __init__(self, node):
+        self._node = node
+        group = MutuallyExclusiveCallbackGroup()
+        for name, handler in (('reconstruct', self.reconstruct), ('reset', self.reset),
+                              ('save', self.save)):
+            node.create_service(Trigger, f'~/{name}',
+                                node.guard.wrap(f'~/{name}', handler, service=True),
+                                callback_group=group)
+
+    def reconstruct(self, request, response):
+        """Start a reconstruction of the buffered keyframes (two are enough)."""
+        response.success, response.message = self._node.try_start('service')
+        return response
+
+    def reset(self, request, response):
+        """Clear the buffered keyframes; a running reconstruction goes on."""
+        node = self._node
+        count, busy = node.session.reset()
+        node.outputs.event('reset', cleared=count)
+        response.success = True
+        response.message = f'cleared {count} buffered keyframe(s)' + (
+            f'; reconstruction #{node.session.recon_id} keeps running' if busy else '')
+        return response
+
+    def save(self, request, response):
+        """
+        Write the last result into ``output_dir/reconstruction_NNNN`` as one atomic step.
+
+        The files go to a hidden temporary directory inside ``output_dir`` that is renamed
+        when complete, so a crash or a failure never leaves a partial result, and a name in
+        use (an earlier run) is never overwritten: ``_2``, ``_3``... are appended. Saving the
+        same reconstruction again returns the directory written before.
+        """
+        from aetherscan_ros.files.atomic import save_directory_atomically
+        from aetherscan_ros.files.preview import render_preview
+        from aetherscan_ros.files.results import PREVIEW_FILE, save_result
+        node = self._node
+        session = node.session
+        result, recon, names, saved = session.last()
+        if result is None:
+            response.success = False
+            response.message = 'no reconstruction result to save yet'
+            return response
+        if saved is not None and os.path.isdir(saved):
+            response.success = True
+            response.message = saved
+            return response
+
+        def fill(directory):
+            save_result(result, directory, image_names=list(names))
+            render_preview(result, directory / PREVIEW_FILE)
+
+        out_dir = node.config.resolved_output_dir()
+        try:
+            target = save_directory_atomically(out_dir, f'reconstruction_{recon:04d}', fill)
+        except Exception as exc:  # noqa: B902 - disk full, permissions, preview... all reported
+            session.count('saves_failed')
+            response.success = False
+            response.message = (f'save of reconstruction #{recon} into {out_dir} failed '
+                                f'(nothing written): {type(exc).__name__}: {exc}')
+            node.get_logger().error(response.message)
+            return response
+        session.mark_saved(recon, str(target))
+        session.count('saves_ok')
+        node.outputs.event('saved', reconstruction=recon, path=str(target))
+        response.success = True
+        response.message = str(target)
+        return response

@@ -1,0 +1,142 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""
+The node's worker thread: it owns the backend and runs one reconstruction at a time.
+
+It builds the backend first (Fast3R loading can take a while), then takes jobs from a queue,
+runs them through :meth:`aetherscan_ros.core.session.ReconstructionSession.run` and publishes
+the chunks as views arrive, then the full cloud, TF frames, poses, markers and events.
+"""
+
+import queue
+import threading
+import traceback
+
+from aetherscan_ros.core.session import Job, JobOutcome
+
+
+class JobWorker:
+    """The worker thread of one node; ``backend_factory() -> (backend, reason)`` is optional."""
+
+    def __init__(self, node, backend_factory=None):
+        self._node = node
+        self._backend_factory = backend_factory
+        self._jobs: 'queue.Queue[Job]' = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name='aetherscan_worker',
+                                        daemon=True)
+
+    def start(self):
+        """Start the thread (it loads the backend first)."""
+        self._thread.start()
+
+    def submit(self, job: Job):
+        """Queue a job taken by ``ReconstructionSession.try_start``."""
+        self._jobs.put(job)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 2.0):
+        """Ask the thread to end and wait up to ``timeout`` s (a running backend call goes on)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+
+    # ------------------------------------------------------------------ thread
+
+    def _main(self):
+        self._load_backend()
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._run(job)
+            except Exception as exc:  # noqa: B902 - the worker thread must never die
+                self._crashed(job, exc)
+
+    def _load_backend(self):
+        node = self._node
+        cfg = node.config
+        try:
+            if self._backend_factory is not None:
+                backend, reason = self._backend_factory()
+            else:
+                from aetherscan_ros.backends import create_backend
+                backend, reason = create_backend(cfg.backend, cfg.model, cfg.device)
+        except Exception as exc:  # noqa: B902 - BackendUnavailable, ImportError, bad checkpoint
+            reason = f'{cfg.backend} backend unavailable: {exc}'
+            node.session.set_backend(None, reason)
+            node.get_logger().error(reason)
+            node.outputs.event('error', stage='backend', message=reason)
+            return
+        node.session.set_backend(backend, reason)
+        device = str(getattr(backend, 'device', 'cpu'))
+        node.get_logger().info(f'backend {backend.name} on {device}: {reason}')
+        node.outputs.event('backend_selected', backend=backend.name, device=device,
+                           reason=reason)
+        node.maybe_auto_trigger()
+
+    def _run(self, job: Job):
+        node = self._node
+        outputs = node.outputs
+        backend = node.session.backend
+        stamp_ns = job.stamp_ns
+        node.get_logger().info(f'reconstruction #{job.recon}: {len(job.frames)} views, '
+                               f'backend {backend.name} ({job.trigger})')
+        outputs.event('reconstruction_started', reconstruction=job.recon,
+                      views=len(job.frames), backend=backend.name, trigger=job.trigger,
+                      cameras=sorted({f.camera for f in job.frames}))
+
+        def on_progress(stage, fraction, message):
+            outputs.event('progress', reconstruction=job.recon, stage=stage,
+                          fraction=round(fraction, 3), message=message)
+
+        def on_chunks(chunks):
+            outputs.publish_chunks(chunks, stamp_ns)
+
+        def on_result(result):
+            outputs.publish_result(result, stamp_ns)
+
+        outcome = node.session.run(job, node.config.chunk_points, on_chunks, on_progress,
+                                   on_result)
+        if outcome.ok:
+            self._report_done(outcome)
+        else:
+            self._report_failed(outcome)
+
+    def _report_done(self, outcome: JobOutcome):
+        node, job, result = self._node, outcome.job, outcome.result
+        node.get_logger().info(
+            f'reconstruction #{job.recon} done: {result.num_points} points, {result.num_views} '
+            f'views, {result.backend}, {outcome.seconds:.2f} s')
+        node.diagnostics.publish_now()
+        node.outputs.event('reconstruction_complete', reconstruction=job.recon,
+                           total_points=result.num_points, views=result.num_views,
+                           chunks=outcome.chunks, backend=result.backend,
+                           seconds=round(outcome.seconds, 3), stamp_ns=job.stamp_ns,
+                           frames=[f.name for f in job.frames], info=dict(result.info))
+        node.maybe_auto_trigger()
+
+    def _report_failed(self, outcome: JobOutcome):
+        node, job = self._node, outcome.job
+        node.get_logger().error(
+            f'reconstruction #{job.recon} failed after {outcome.seconds:.1f} s: {outcome.error}; '
+            f'{len(job.frames)} frames kept in the buffer')
+        node.diagnostics.publish_now()  # the new state before the event that announces it
+        node.outputs.event('error', reconstruction=job.recon, stage='reconstruct',
+                           message=outcome.error, seconds=round(outcome.seconds, 3),
+                           frames_kept=len(job.frames))
+
+    def _crashed(self, job: Job, exc: Exception):
+        """Recover from an exception outside the backend call: frames back, not busy."""
+        node = self._node
+        message = f'{type(exc).__name__}: {exc}'
+        kept = node.session.job_crashed(job, exc)
+        node.get_logger().error(f'reconstruction #{job.recon}: internal error {message}; the '
+                                'frames were kept in the buffer')
+        node.get_logger().debug(traceback.format_exc())
+        node.outputs.event('error', reconstruction=job.recon, stage='internal', message=message,
+                           frames_kept=kept)

@@ -1,0 +1,60 @@
+# Copyright 2026 The AetherScan ROS Authors
+# SPDX-License-Identifier: Apache-2.0
+"""``sensor_msgs/CameraInfo`` <-> pinhole ``K`` (validated), and K for another image size."""
+
+from typing import Tuple
+
+import numpy as np
+
+from aetherscan_ros.ros.images import ConversionError
+from aetherscan_ros.ros.stamps import ns_to_stamp
+
+
+def camera_info_to_k(msg) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """
+    Return ``(K [3, 3] float64, (width, height))`` of a ``sensor_msgs/CameraInfo``.
+
+    Raises :class:`ConversionError` when K is zero, non-finite or not a pinhole matrix.
+    """
+    k = np.asarray(msg.k, np.float64).reshape(-1)
+    if k.size != 9:
+        raise ConversionError(f'K has {k.size} values, expected 9')
+    k = k.reshape(3, 3)
+    if not np.all(np.isfinite(k)):
+        raise ConversionError('K contains NaN or infinity')
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise ConversionError(f'K has non-positive focal lengths fx={k[0, 0]}, fy={k[1, 1]}')
+    if abs(k[2, 2] - 1.0) > 1e-6 or np.any(k[2, :2] != 0) or k[1, 0] != 0:
+        raise ConversionError('K is not a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]]')
+    return k, (int(msg.width), int(msg.height))
+
+
+def k_for_image(k: np.ndarray, info_size: Tuple[int, int],
+                image_size: Tuple[int, int]) -> np.ndarray:
+    """
+    Return K valid for ``image_size``; raise :class:`ConversionError` on a size mismatch.
+
+    A CameraInfo with width/height 0 (some drivers leave them unset) is taken as is.
+    """
+    if info_size == (0, 0) or tuple(info_size) == tuple(image_size):
+        return k
+    raise ConversionError(
+        f'camera_info is for {info_size[0]}x{info_size[1]} but the image is '
+        f'{image_size[0]}x{image_size[1]}')
+
+
+def make_camera_info(k: np.ndarray, width: int, height: int, stamp_ns: int = 0,
+                     frame_id: str = ''):
+    """Build a distortion-free ``sensor_msgs/CameraInfo`` for pinhole ``K`` ``[3, 3]``."""
+    from sensor_msgs.msg import CameraInfo
+    k = np.asarray(k, np.float64)
+    msg = CameraInfo(width=int(width), height=int(height), distortion_model='plumb_bob')
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in k.reshape(-1)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    proj = np.zeros((3, 4))
+    proj[:, :3] = k
+    msg.p = [float(v) for v in proj.reshape(-1)]
+    return msg
