@@ -115,12 +115,13 @@ def _create_cloud():
     return _reference_create_cloud, 'create_cloud (re-impl.)'
 
 
-def _data(n, seed=0):
+def make_cloud(n, seed=0, views=32):
+    """Return a seeded random cloud ``(points, colors, confidence, view)`` of ``views`` views."""
     rng = np.random.default_rng(seed)
     points = rng.uniform(-5, 5, (n, 3)).astype(np.float32)
     colors = rng.integers(0, 256, (n, 3), dtype=np.uint8)
     conf = rng.uniform(1, 10, n).astype(np.float32)
-    view = np.repeat(np.arange(32, dtype=np.uint16), -(-n // 32))[:n]
+    view = np.repeat(np.arange(views, dtype=np.uint16), -(-n // views))[:n]
     return points, colors, conf, view
 
 
@@ -169,7 +170,7 @@ def bench_pack(n, repeat, ref_repeat):
 
     from aetherscan_ros.ros.pointcloud2 import MessageBuffer, to_pointcloud2
 
-    points, colors, conf, view = _data(n)
+    points, colors, conf, view = make_cloud(n)
     cloud = C.as_cloud(points, colors, conf, view)
     packed = bytes(C.pack_cloud(points, colors, conf, view)[0])
     # Check the packed bytes once (a benchmark that measures a wrong result is worthless).
@@ -244,7 +245,7 @@ def bench_data_assignment(n, repeat):
 
     from aetherscan_ros.ros.pointcloud2 import new_pointcloud2
 
-    data = C.pack_cloud(*_data(n))[0]
+    data = C.pack_cloud(*make_cloud(n))[0]
     as_bytes, as_view, as_array = bytes(data), memoryview(data), np.frombuffer(data, np.uint8)
 
     def assign(msg, value):
@@ -277,7 +278,7 @@ def _child_fresh_pack(n, repeat):
     """In this process: time pack_cloud, its reference and the floors (new buffers); JSON."""
     from std_msgs.msg import Header
 
-    points, colors, conf, view = _data(n)
+    points, colors, conf, view = make_cloud(n)
     create_cloud, _ = _create_cloud()
     result = {'pack': _timeit(lambda: C.pack_cloud(points, colors, conf, view), repeat),
               'packer': _packer_name(),
@@ -311,7 +312,7 @@ def bench_fresh_with_hugepages(n, repeat):
 
 def bench_unpack_and_lod(n, repeat):
     """Return rows for reading clouds back and for voxel downsampling / point budget."""
-    points, colors, conf, view = _data(n)
+    points, colors, conf, view = make_cloud(n)
     data, fields, step = C.pack_cloud(points, colors, conf, view)
     rows = []
     t_unpack = _timeit(lambda: C.unpack_cloud(data, fields, step), repeat)

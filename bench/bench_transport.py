@@ -53,12 +53,8 @@ def _qos(name):
 
 def make_data(n):
     """Return the seeded test cloud ``(points, colors, confidence, view)`` of 16 views."""
-    rng = np.random.default_rng(SEED)
-    points = rng.uniform(-5, 5, (n, 3)).astype(np.float32)
-    colors = rng.integers(0, 256, (n, 3), dtype=np.uint8)
-    conf = rng.uniform(1, 10, n).astype(np.float32)
-    view = np.repeat(np.arange(16, dtype=np.uint16), -(-n // 16))[:n]
-    return points, colors, conf, view
+    from bench.bench_cloud import make_cloud
+    return make_cloud(n, SEED, views=16)
 
 
 def _emit(obj):
