@@ -4,7 +4,7 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint pytest bench bench-quick demo clean
+.PHONY: setup test lint pytest bench bench-quick gpu-check demo clean
 
 setup:
 	@bash tools/setup_env.sh $(VENV)
@@ -23,6 +23,10 @@ bench: setup
 
 bench-quick: setup
 	$(PY) -m bench.run_all --quick
+
+# One-shot check of the Fast3R CUDA path (bf16/fp16 timings, peak memory, parity vs CPU fp64).
+gpu-check: setup
+	$(PY) -m bench.gpu_check
 
 demo: setup
 	$(PY) -m aetherscan_ros.demo.run_demo --output-dir output/demo

@@ -8,10 +8,12 @@ construction included, as in the upstream figure). On CPU: float32, 2 and 4 view
 plus 2 views at 224x160 (``--quick``: only the small one). On CUDA: 2/8/32 views at 512x384
 in bf16 autocast (fp16 where bf16 is unsupported), peak = ``torch.cuda.max_memory_allocated``.
 
-Baseline: upstream Fast3R cannot be installed or run here (SPEC §11), so the CPU rows compare
-with upstream's own timings recorded on this 2-core machine (SPEC §13: 20.5 s / 4.0 GB for 2
-views, 66-70 s / 4.75 GB for 4 views, fp32, 2 threads). ``ratio`` = upstream / ours (> 1 means
-faster, or smaller for the memory rows).
+Baseline: upstream Fast3R cannot be installed or run here (SPEC §11), so its figures are
+**recorded elsewhere, not measured in this run**: upstream's own timings from a 2-core machine
+of the same type (SPEC §13: 20.5 s / 4.0 GB for 2 views, 66-70 s / 4.75 GB for 4 views, fp32,
+2 threads). The baseline column says so in every row that has one; ``ratio`` = recorded
+upstream / ours (> 1 means faster, or smaller for the memory rows) and moves with this
+machine's load, which the recorded figure does not. For the CUDA path use ``bench/gpu_check.py``.
 """
 
 import argparse
@@ -23,8 +25,10 @@ import sys
 import time
 
 REPO = Path(__file__).resolve().parents[1]
-# (views, H, W) -> (upstream seconds, upstream peak RSS GB), fp32 CPU, 2 threads (SPEC §13)
+# (views, H, W) -> (upstream seconds, upstream peak RSS GB), fp32 CPU, 2 threads (SPEC §13).
+# Recorded elsewhere: never measured by this bench.
 UPSTREAM_CPU = {(2, 384, 512): (20.5, 4.0), (4, 384, 512): (68.0, 4.75)}
+RECORDED = 'upstream, recorded elsewhere (not this run)'
 
 
 def _gemm_gflops(torch, device, seconds=1.0):
@@ -74,7 +78,7 @@ def _child(spec):
 
     from aetherscan_ros.models.fast3r import Fast3R
     from aetherscan_ros.models.fast3r.config import vit_large_512
-    from aetherscan_ros.models.fast3r.inference import autocast_context
+    from aetherscan_ros.models.fast3r.inference import autocast_context, cast_for_autocast
     from aetherscan_ros.models.fast3r.random_weights import randomize_
     from aetherscan_ros.models.torch_device import select_device
 
@@ -85,6 +89,8 @@ def _child(spec):
     model = model.to_empty(device=device)
     randomize_(model, seed=0)
     model.decoder.reset_buffers(device)
+    if device.type == 'cuda':
+        cast_for_autocast(model, dtype)  # as the backend does: half matmul weights
     model.eval()
     build_s = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(0)
@@ -133,6 +139,35 @@ def _median(values):
     return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
 
 
+def rows_for(spec, res):
+    """Return the two contract rows (forward time, peak memory) for one child's result."""
+    views, h, w = spec['views'], spec['h'], spec['w']
+    median = _median(res['times'])
+    ref_s, ref_gb = UPSTREAM_CPU.get((views, h, w), (None, None)) \
+        if res['device'] == 'cpu' else (None, None)
+    size = f'{views} views {w}x{h}'
+    where = (f"{res['device']} {res['dtype']}, {res['threads']} threads, fp32 GEMM "
+             f"{res['gemm_gflops'][0]:.0f}/{res['gemm_gflops'][1]:.0f} GFLOP/s before/after, "
+             f"load {res['loadavg']:.1f}")
+    if 'gpu' in res:
+        where += f", {res['gpu']}"
+    where += f", parts (s) {res['parts_s']}"
+    runs = f"{len(res['times'])} timed run(s) after 1 warm-up"
+    peak = res.get('peak_gpu_gb', res['peak_rss_gb'])
+    return [{
+        'group': 'fast3r', 'what': 'forward ViT-L/512 (random weights)', 'size': size,
+        'median_s': round(median, 3), 'throughput': f'{views / median:.2f} views/s',
+        'baseline': f'{ref_s} s {RECORDED}' if ref_s else None,
+        'ratio': round(ref_s / median, 2) if ref_s else None,
+        'notes': (f'{where}; {runs}; baseline = upstream timing from SPEC §13, recorded '
+                  'elsewhere (not this run)' if ref_s else f'{where}; {runs}')}, {
+        'group': 'fast3r', 'what': 'peak GPU memory (GB)' if 'peak_gpu_gb' in res
+        else 'peak RSS incl. model build (GB)', 'size': size, 'median_s': None,
+        'throughput': round(peak, 2), 'baseline': f'{ref_gb} GB {RECORDED}' if ref_gb else None,
+        'ratio': round(ref_gb / peak, 2) if ref_gb else None,
+        'notes': f"process RSS {res['peak_rss_gb']:.2f} GB; build {res['build_s']:.1f} s"}]
+
+
 def run(quick: bool = False) -> list:
     """Return benchmark rows (contract format); see the module docstring."""
     import torch
@@ -149,30 +184,7 @@ def run(quick: bool = False) -> list:
         repeats = 1 if (quick or views * h * w > 2 * 384 * 512) and device == 'cpu' else 2
         spec = {'views': views, 'h': h, 'w': w, 'device': device, 'warmup': 1,
                 'repeats': repeats}
-        res = _run_child(spec)
-        median = _median(res['times'])
-        ref_s, ref_gb = UPSTREAM_CPU.get((views, h, w), (None, None)) if device == 'cpu' \
-            else (None, None)
-        size = f'{views} views {w}x{h}'
-        where = (f"{res['device']} {res['dtype']}, {res['threads']} threads, fp32 GEMM "
-                 f"{res['gemm_gflops'][0]:.0f}/{res['gemm_gflops'][1]:.0f} GFLOP/s before/after, "
-                 f"load {res['loadavg']:.1f}")
-        if 'gpu' in res:
-            where += f", {res['gpu']}"
-        where += f", parts (s) {res['parts_s']}"
-        rows.append({
-            'group': 'fast3r', 'what': 'forward ViT-L/512 (random weights)', 'size': size,
-            'median_s': round(median, 3), 'throughput': f'{views / median:.2f} views/s',
-            'baseline': ref_s, 'ratio': round(ref_s / median, 2) if ref_s else None,
-            'notes': (f'{where}; {len(res["times"])} timed run(s) after 1 warm-up; baseline = '
-                      'upstream recorded on this CPU (SPEC §13)' if ref_s else where)})
-        peak = res.get('peak_gpu_gb', res['peak_rss_gb'])
-        rows.append({
-            'group': 'fast3r', 'what': 'peak GPU memory (GB)' if 'peak_gpu_gb' in res
-            else 'peak RSS incl. model build (GB)', 'size': size, 'median_s': None,
-            'throughput': round(peak, 2), 'baseline': ref_gb,
-            'ratio': round(ref_gb / peak, 2) if ref_gb else None,
-            'notes': f"process RSS {res['peak_rss_gb']:.2f} GB; build {res['build_s']:.1f} s"})
+        rows += rows_for(spec, _run_child(spec))
     return rows
 
 

@@ -38,12 +38,19 @@ def shared_dir():
 
 
 @pytest.fixture(scope='session')
-def parity_dir(shared_dir):
-    """Return ``../shared/fast3r/parity_a`` or skip with the reason."""
-    path = shared_dir / 'fast3r' / 'parity_a'
-    if not (path / 'fixture.npz').is_file():
-        pytest.skip(f'{path}/fixture.npz is absent: no Fast3R parity fixture to compare with')
+def fast3r_fixtures():
+    """Return ``test/fixtures/fast3r`` (parity fixture A, checkpoint layout, ViT-L config)."""
+    path = REPO / 'test' / 'fixtures' / 'fast3r'
+    if not (path / 'parity_a' / 'fixture.npz').is_file():
+        pytest.fail(f'{path}/parity_a/fixture.npz is missing: the Fast3R fixtures are part of '
+                    'the repository (test/fixtures/fast3r/README.md); restore them')
     return path
+
+
+@pytest.fixture(scope='session')
+def parity_dir(fast3r_fixtures):
+    """Return ``test/fixtures/fast3r/parity_a`` (upstream outputs on random weights)."""
+    return fast3r_fixtures / 'parity_a'
 
 
 @pytest.fixture(scope='module')

@@ -5,6 +5,7 @@
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -108,11 +109,53 @@ def test_textureless_input_fails_clearly():
         ClassicalBackend().reconstruct(blank.frames())
 
 
-def test_a_camera_that_did_not_move_fails_clearly(scene8):
+def test_identical_views_are_named_before_any_feature_work(scene8):
+    # before: 'frame_000.png / twin.png: insufficient parallax (median 0.00 deg, need 0.75)'
     frame = scene8.frames()[0]
     twin = Frame(image=frame.image.copy(), name='twin.png', K=frame.K)
-    with pytest.raises(ReconstructionError, match='parallax'):
-        ClassicalBackend().reconstruct([frame, twin])
+    events = []
+    with pytest.raises(ReconstructionError) as exc:
+        ClassicalBackend().reconstruct([frame, twin], progress=events.append)
+    assert str(exc.value) == ('views 0 and 1 (frame_000.png, twin.png) are identical images: '
+                              'nothing to triangulate; take the views from different camera '
+                              'positions')
+    assert events == []  # refused up front, before SIFT
+    with pytest.raises(ReconstructionError, match=r'views 0, 1 and 2 \(frame_000.png, '
+                       r'twin.png, frame 2\) are identical images'):
+        ClassicalBackend().reconstruct([frame, twin, Frame(image=frame.image.copy())])
+
+
+def test_a_reencoded_copy_is_called_near_identical(scene8):
+    # the same picture saved again as JPEG: different pixels, but its features did not move
+    frame = scene8.frames()[0]
+    ok, jpeg = cv2.imencode('.jpg', frame.image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    copy = Frame(image=cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1].copy(), name='b.jpg',
+                 K=frame.K)
+    assert not np.array_equal(copy.image, frame.image)
+    with pytest.raises(ReconstructionError, match=r'views 0 and 1 \(frame_000.png, b.jpg\) '
+                       r'are near-identical images \(their matched features moved by a median '
+                       r'0\.\d\d px\): nothing to triangulate'):
+        ClassicalBackend().reconstruct([frame, copy])
+
+
+def test_a_duplicate_among_distinct_views_still_reconstructs():
+    small = make_scene(num_views=3, width=320, height=240, seed=0)
+    frames = small.frames()
+    result = ClassicalBackend().reconstruct([frames[0], frames[0], frames[1]])
+    assert result.info['registered_views'] == 3 and result.num_points > 0
+
+
+def test_identical_view_helpers():
+    from aetherscan_ros.backends.classical.pairs import identical_images, identical_views_reason
+    a = np.zeros((4, 5, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 1
+    groups = identical_images([a, b, a.copy(), np.zeros((5, 4, 3), np.uint8)])
+    assert groups == [[0, 2], [1], [3]]
+    names = [f'n{i}' for i in range(9)]
+    assert identical_views_reason(range(9), names).startswith(
+        'views 0, 1, 2, 3, 4 and 5 and 3 more (n0, n1, n2, n3, n4, n5) are identical images')
 
 
 def test_an_unregistered_view_keeps_its_slot(scene8):
@@ -158,6 +201,45 @@ def test_factory_builds_it():
     backend, reason = create_backend('classical')
     assert isinstance(backend, ClassicalBackend) and backend.name == 'classical'
     assert 'classical' in reason and 'COLMAP' in backend.describe()
+
+
+def test_intrinsics_source_is_named(scene8):
+    pair = subset(scene8, [3, 4]).frames(with_intrinsics=True)
+    backend, _ = create_backend('classical', options={'classical.intrinsics_source': '--x'})
+    assert backend.reconstruct(pair).info['intrinsics'] == 'known (--x), fixed'
+    assert ClassicalBackend().reconstruct(pair).info['intrinsics'] == \
+        'known (camera_info), fixed'
+
+
+def test_auto_warns_about_a_missing_model_path_by_name(tmp_path, caplog):
+    # before: the fallback was only an INFO line in the node, with the path inside the reason
+    pytest.importorskip('torch')
+    from aetherscan_ros.backends import missing_model_path
+    missing = tmp_path / 'no_such_checkpoint'
+    with caplog.at_level('WARNING', logger='aetherscan_ros.backends'):
+        backend, reason = create_backend('auto', model=str(missing), device='cpu')
+    assert backend.name == 'classical'
+    assert reason.startswith(f'Fast3R unavailable: the model path {missing} does not exist '
+                             '(') and reason.endswith('; using the classical backend'), reason
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert warnings == [f'backend auto: the model path {missing} does not exist; running the '
+                        'classical backend instead of Fast3R'], warnings
+    assert missing_model_path('') is None and missing_model_path('owner/repo') is None
+    assert missing_model_path(str(tmp_path)) is None
+    assert missing_model_path('./nope') is not None and missing_model_path('nope') is not None
+
+
+def test_auto_warning_reaches_stderr_without_logging_setup(tmp_path):
+    """The node configures no Python logging: the warning must still reach its stderr."""
+    pytest.importorskip('torch')
+    missing = tmp_path / 'no_such_checkpoint'
+    code = ('from aetherscan_ros.backends import create_backend\n'
+            f'backend, _ = create_backend("auto", model={str(missing)!r}, device="cpu")\n'
+            'print(backend.name)\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == 'classical', proc.stderr
+    assert f'backend auto: the model path {missing} does not exist' in proc.stderr
 
 
 def test_never_imports_torch_even_while_reconstructing():

@@ -145,6 +145,55 @@ def test_one_intrinsics_for_different_sizes(capsys, tmp_path, images):
     _one_error_line(err, 'different sizes', 'wide.png 80x48', 'one --intrinsics per image')
 
 
+@pytest.mark.parametrize('argv', [
+    ['--intrinsics', '-995,600,32,24'],
+    ['--intrinsics', '-995,600,32,24', '-o', 'OUT'],
+    ['--intrinsics', '50,50,32,24', '-995,600,32,24', '50,50,32,24'],
+    ['--intr', '-995,600,32,24'],
+])
+def test_a_negative_focal_length_is_a_value_refused_by_name(capsys, tmp_path, images, argv):
+    # argparse took '-995,...' for an option: 'argument --intrinsics: expected at least one
+    # argument'; now the value reaches the check, which names it
+    argv = [str(tmp_path / 'out') if a == 'OUT' else a for a in argv]
+    code, _, err = _run(capsys, ['reconstruct', *images, '-o', tmp_path / 'out', *argv])
+    assert code == 2
+    _one_error_line(err, "'-995,600,32,24'", 'focal lengths fx, fy must be > 0', 'fx -995')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_dashed_intrinsics_rewrites_only_dashed_intrinsics_values():
+    from aetherscan_ros.cli.app import dashed_intrinsics
+    assert dashed_intrinsics(['reconstruct', 'a.png', '--intrinsics', '-1,2,3,4', 'b.png', '-o',
+                              'x']) == ['reconstruct', 'a.png', '--intrinsics=-1,2,3,4',
+                                        '--intrinsics=b.png', '-o', 'x']
+    assert dashed_intrinsics(['--intrinsics', '-.5,2,3,4', '-inf,1,1,1']) == [
+        '--intrinsics=-.5,2,3,4', '--intrinsics=-inf,1,1,1']
+    untouched = [['reconstruct', 'a.png', '--intrinsics', '1,2,3,4', 'b.png', '-o', 'x'],
+                 ['reconstruct', '--intrinsics', '-o', 'x'],
+                 ['reconstruct', '--', '--intrinsics', '-1,2,3,4'],
+                 ['reconstruct', '--intrinsics=-1,2,3,4', 'a.png']]
+    for argv in untouched:
+        assert dashed_intrinsics(argv) == argv
+
+
+@pytest.mark.parametrize('backend', ['auto', 'fast3r'])
+def test_a_missing_model_path_is_an_error_not_a_fallback(capsys, tmp_path, images, monkeypatch,
+                                                         backend):
+    # before: --backend auto fell back to classical (exit 0), fast3r failed with exit 1
+    calls = _use_backend(monkeypatch, RecordingBackend())
+    missing = tmp_path / 'no_such_ckpt'
+    code, _, err = _run(capsys, ['reconstruct', *images, '-o', tmp_path / 'out',
+                                 '--backend', backend, '--model', missing])
+    assert code == 2
+    _one_error_line(err, f'--model {missing}: no such file or directory')
+    assert calls == [] and not (tmp_path / 'out').exists()
+    # a hub repo id is not a path: it goes to the backend (which may find it in the cache)
+    code, _, err = _run(capsys, ['reconstruct', *images, '-o', tmp_path / 'out',
+                                 '--backend', backend, '--model', 'owner/repo'])
+    assert code == 0, err
+    assert calls == [(backend, 'owner/repo', 'auto')]
+
+
 def test_output_is_a_file(capsys, tmp_path, images):
     target = tmp_path / 'file.txt'
     target.write_text('x')
@@ -301,15 +350,22 @@ def _use_backend(monkeypatch, backend, reason='test reason'):
 
 def test_reconstruct_writes_outputs_and_summary(capsys, tmp_path, images, monkeypatch):
     backend = RecordingBackend(info={'model': 'random weights (not a trained model)',
-                                     'device': 'cpu'})
+                                     'device': 'cpu', 'focal_source': 'camera_info'})
     calls = _use_backend(monkeypatch, backend)
     out = tmp_path / 'out'
+    ckpt = tmp_path / 'ckpt'
+    ckpt.mkdir()
     code, stdout, err = _run(capsys, ['reconstruct', tmp_path / 'in', '-o', out,
-                                      '--backend', 'fast3r', '--model', '/ckpt',
+                                      '--backend', 'fast3r', '--model', ckpt,
                                       '--device', 'cpu', '--intrinsics',
                                       '50,51,32,24', '52,53,31,23', '54,55,30,22'])
     assert code == 0, err
-    assert calls == [('fast3r', '/ckpt', 'cpu')]
+    assert calls == [('fast3r', str(ckpt), 'cpu')]
+    # the K came from --intrinsics, not from a camera_info: the summary and poses.json say so
+    assert 'intrinsics from --intrinsics' in err
+    assert 'focal_source: --intrinsics' in stdout and 'camera_info' not in stdout
+    assert json.loads((out / 'poses.json').read_text())['info']['focal_source'] == \
+        '--intrinsics'
     # frames: directory order, RGB, per-image K, names
     assert [f.name for f in backend.frames] == ['img_0.png', 'img_1.png', 'img_2.png']
     bgr = cv2.imread(str(images[1]))
@@ -328,6 +384,39 @@ def test_reconstruct_writes_outputs_and_summary(capsys, tmp_path, images, monkey
     assert result.num_points == 150 and result.backend == 'fast3r'
     np.testing.assert_array_equal(result.intrinsics[1], [[52, 0, 31], [0, 53, 23], [0, 0, 1]])
     assert cv2.imread(str(out / 'preview.png')).shape == (720, 960, 3)
+
+
+def test_summary_shows_the_reason_and_warnings_whole():
+    # before: a reason over 160 characters was cut and ended in '... (see above)', info values
+    # were cut mid-word at 86 characters and info['warning'] could fall off the 8 info lines
+    from aetherscan_ros.backends.base import Frame
+    from aetherscan_ros.cli.reconstruct import format_summary, SUMMARY_WIDTH
+    reason = ('Fast3R unavailable (Fast3R weights for the repo id were not found in the '
+              'local hub cache; download it on a machine with internet, copy the directory '
+              'here and pass it as the model path, or build a random test model with '
+              'write_random_checkpoint); using the classical backend')
+    warning = ("two views cannot determine the focal length: COLMAP's prior (1.2 x the "
+               'longest image side) was used, so the cloud is distorted unless it happens to '
+               'be right; give the intrinsics (camera_info / --intrinsics) or more views')
+    info = {f'key_{i}': f'value number {i}' for i in range(10)}
+    info.update(warning=warning, method='COLMAP incremental mapping with a rather long '
+                'description of every stage that it ran + StereoSGBM dense fusion')
+    frames = [Frame(np.zeros((48, 64, 3), np.uint8), f'v{i}.png') for i in range(9)]
+    result = RecordingBackend(info=info).reconstruct(frames, progress=lambda event: None)
+    poses = np.array(result.poses_c2w)
+    poses[1:9] = np.nan  # 8 unregistered views
+    from dataclasses import replace
+    result = replace(result, poses_c2w=poses)
+    paths = [Path(f'v{i}.png') for i in range(9)]
+    text = format_summary(result, reason, paths, [], ['--model /x was not used'])
+    flat = ' '.join(text.split())
+    assert 'see above' not in text and '...' not in text
+    for whole in (reason, warning, info['method'], '--model /x was not used',
+                  '8 view(s) not registered', 'v6.png and 2 more'):
+        assert ' '.join(whole.split()) in flat, (whole, text)
+    assert max(len(line) for line in text.splitlines()) <= SUMMARY_WIDTH
+    labels = [line[:12] for line in text.splitlines()]
+    assert labels.count('  WARNING   ') == 3  # the model note, unregistered views, the warning
 
 
 def test_reconstruct_failures_exit_1_with_one_line(capsys, tmp_path, images, monkeypatch):

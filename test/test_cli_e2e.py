@@ -72,7 +72,9 @@ def test_reconstruct_then_eval_with_known_intrinsics(demo_dir):
     for stage in ('features', 'matching', 'mapping', 'view_points', 'done'):
         assert stage in stages, proc.stderr
     assert len(stages) == len(set(stages))
-    assert 'backend   classical' in proc.stdout and 'known (camera_info)' in proc.stdout
+    # the summary names where the intrinsics came from (it said 'known (camera_info)')
+    assert 'backend   classical' in proc.stdout and 'known (--intrinsics)' in proc.stdout
+    assert 'camera_info' not in proc.stdout
     # the files a user gets
     cloud = read_ply(out / 'cloud.ply')
     assert cloud.num_points > 5000
@@ -109,6 +111,65 @@ def test_reconstruct_with_unknown_intrinsics_and_a_subset(demo_dir):
     proc = _aetherscan('eval', out, demo_dir, '--json')  # matched to the ground truth by name
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)['rotation_error_deg_max'] < 2.0
+
+
+def test_two_views_summary_shows_the_reason_and_the_warning_whole(demo_dir, tmp_path):
+    # before: the backend reason ended in '... (see above)' and info['warning'] (two views
+    # cannot give the focal length) fell off the summary's info lines
+    frames = [demo_dir / f'frame_{i:03d}.png' for i in (1, 2)]
+    env = dict(os.environ, OMP_NUM_THREADS='2', HF_HUB_OFFLINE='1',
+               HF_HOME=str(tmp_path / 'empty_hub'))  # no weights here: auto -> classical
+    proc = subprocess.run([str(SCRIPT), 'reconstruct', *map(str, frames), '-o',
+                           str(tmp_path / 'out')], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    reason = next(line for line in proc.stderr.splitlines()
+                  if line.startswith('aetherscan reconstruct: backend classical: '))
+    reason = reason.split(': ', 2)[2]
+    assert reason.startswith('Fast3R unavailable') and len(reason) > 160, reason
+    flat = ' '.join(proc.stdout.split())
+    assert ' '.join(reason.split()) in flat and 'see above' not in proc.stdout
+    assert '  WARNING   two views cannot determine the focal length' in proc.stdout
+    assert 'give the intrinsics (camera_info / --intrinsics) or more views' in flat
+    assert 'intrinsics: estimated by COLMAP' in proc.stdout
+    text = proc.stdout.split('  outputs   ')[0]  # output paths are never broken
+    assert max(len(line) for line in text.splitlines()) <= 100, proc.stdout
+
+
+def test_the_same_picture_twice_is_called_identical(demo_dir, tmp_path):
+    # before: 'a.png / b.png: insufficient parallax (median 0.00 deg, need 0.75)'
+    for name in ('a.png', 'b.png'):
+        (tmp_path / name).write_bytes((demo_dir / 'frame_000.png').read_bytes())
+    out = tmp_path / 'out'
+    proc = _aetherscan('reconstruct', tmp_path / 'a.png', tmp_path / 'b.png', '-o', out,
+                       '--backend', 'classical')
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if ': error: ' in line]
+    assert len(errors) == 1 and 'Traceback' not in proc.stderr, proc.stderr
+    assert 'views 0 and 1 (a.png, b.png) are identical images: nothing to triangulate' \
+        in errors[0], errors
+    assert 'parallax' not in proc.stderr
+    assert not (out / 'cloud.ply').exists()
+
+
+def test_negative_focal_length_is_refused_by_value(demo_dir, tmp_path):
+    # before: 'argument --intrinsics: expected at least one argument'
+    proc = _aetherscan('reconstruct', demo_dir, '-o', tmp_path / 'out', '--intrinsics',
+                       '-995,600,160,120')
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "aetherscan reconstruct: error: --intrinsics '-995,600,160,120': focal lengths fx, fy "
+        'must be > 0, got fx -995, fy 600'], proc.stderr
+
+
+def test_missing_model_path_is_an_error(demo_dir, tmp_path):
+    # before: exit 0 with the classical backend; the path was only inside a long reason
+    missing = tmp_path / 'no_such_checkpoint'
+    proc = _aetherscan('reconstruct', demo_dir, '-o', tmp_path / 'out', '--model', missing)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f'aetherscan reconstruct: error: --model {missing}: no such '
+                                  'file or directory'), proc.stderr
+    assert not (tmp_path / 'out').exists()
 
 
 def test_textureless_input_fails_cleanly(tmp_path):

@@ -13,10 +13,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from aetherscan_ros.core.geometry import rotation_angle_deg
 from aetherscan_ros.ros.camera_info import camera_info_to_k, k_for_image, make_camera_info
+from aetherscan_ros.ros.errors import ConversionError
 from aetherscan_ros.ros.events import event_msg, parse_event
-from aetherscan_ros.ros.images import (
-    compressed_to_rgb, ConversionError, image_to_rgb, rgb_to_compressed_msg)
+from aetherscan_ros.ros.images import compressed_to_rgb, image_to_rgb, rgb_to_compressed_msg
 from aetherscan_ros.ros.markers import frusta_markers
+from aetherscan_ros.ros.stamps import checked_stamp_ns
 from aetherscan_ros.ros.tf import poses_to_pose_array, poses_to_transforms, transform_to_matrix
 
 H, W = 5, 7
@@ -208,3 +209,12 @@ def test_unposed_views_are_left_out():
     markers = frusta_markers(poses, np.stack([k] * 3), np.array([[100, 80]] * 3),
                              'w', 0, 1.0)
     assert [m.id for m in markers.markers[1:]] == [0, 2]
+
+
+def test_header_stamps_out_of_range_are_refused():
+    from builtin_interfaces.msg import Time
+    assert checked_stamp_ns(Time(sec=3, nanosec=999_999_999)) == 3_999_999_999
+    with pytest.raises(ConversionError, match='nanosec 1500000000 is out of range'):
+        checked_stamp_ns(Time(sec=3, nanosec=1_500_000_000))
+    with pytest.raises(ConversionError, match='sec -1 is negative'):
+        checked_stamp_ns(Time(sec=-1, nanosec=0))

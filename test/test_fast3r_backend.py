@@ -92,31 +92,95 @@ def test_global_points_without_filtering(ckpt):
     assert result.num_points == 2 * 64 * 48 and result.info['image_ids'] == [0, 1]
 
 
-def test_out_of_memory_halves_chunks_then_moves_to_cpu(ckpt, monkeypatch, caplog):
+class _FlakyGpu:
+    """
+    A fake CUDA forward for ``Fast3RBackend._forward``.
+
+    Raises CUDA out-of-memory ``fail`` times per reconstruction (every time when ``fail`` is
+    None), then computes on the CPU.
+    """
+
+    def __init__(self, backend, fail=1, error=torch.OutOfMemoryError):
+        self.backend, self.fail, self.error = backend, fail, error
+        self.real = backend._forward
+        self.calls = []
+        self.failed = 0
+        backend._device = torch.device('cuda')  # pretend; this forward never touches CUDA
+        backend._dtype = torch.bfloat16
+        backend._forward = self
+
+    def new_call(self):
+        self.failed = 0
+
+    def __call__(self, model, tensors, ids, chunk, device, dtype):
+        self.calls.append((device.type, chunk))
+        if device.type == 'cuda':
+            if self.fail is None or self.failed < self.fail:
+                self.failed += 1
+                raise self.error('CUDA out of memory. Tried to allocate 2.00 GiB')
+            device, dtype = torch.device('cpu'), torch.float32
+        return self.real(model, tensors, ids, chunk, device, dtype)
+
+
+def test_one_transient_out_of_memory_retries_on_the_gpu(ckpt, caplog):
+    """One OOM: empty the cache, halve the chunk, stay on the GPU (it used to move for good)."""
     b = Fast3RBackend(str(ckpt), device='cpu', size=64, head_chunk=4)
-    real = b._forward
-    calls = []
-
-    def fake(tensors, ids, chunk):
-        calls.append((b._device.type, chunk))
-        if b._device.type == 'cuda':
-            raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
-        return real(tensors, ids, chunk)
-
-    b._device = torch.device('cuda')  # pretend: the fake forward never touches it
-    monkeypatch.setattr(b, '_forward', fake)
+    gpu = _FlakyGpu(b, fail=1, error=torch.cuda.OutOfMemoryError)
     with caplog.at_level(logging.WARNING, logger='aetherscan_ros.backends.fast3r'):
         result = b.reconstruct(_frames())
-    assert calls == [('cuda', 3), ('cuda', 1), ('cpu', 3)]
-    assert b.device == 'cpu' and result.info['device'] == 'cpu'
-    assert len(result.info['fallbacks']) == 2 and 'moving Fast3R to the CPU' in caplog.text
-    assert 'retrying with 1' in caplog.text
+    assert gpu.calls == [('cuda', 3), ('cuda', 1)]
+    assert b.device == 'cuda' and result.info['device'] == 'cuda'
+    assert result.info['dtype'] == 'bfloat16' and result.info['head_chunk'] == 1
+    assert result.info['fallbacks'] == ['out of memory on cuda with head chunk 3; retrying '
+                                        'with 1'] and 'retrying with 1' in caplog.text
+    gpu.new_call()
+    again = b.reconstruct(_frames())  # the next call starts at the full chunk again
+    assert gpu.calls[2:] == [('cuda', 3), ('cuda', 1)] and again.info['device'] == 'cuda'
+    np.testing.assert_array_equal(again.points, result.points)
+
+
+def test_persistent_out_of_memory_runs_that_call_on_the_cpu(ckpt):
+    """OOM even at chunk 1: that call on the CPU; only MAX_GPU_FAILURES in a row move it."""
+    from aetherscan_ros.backends.fast3r import MAX_GPU_FAILURES
+    b = Fast3RBackend(str(ckpt), device='cpu', size=64, head_chunk=2)
+    gpu = _FlakyGpu(b, fail=None)
+    result = b.reconstruct(_frames())
+    assert gpu.calls == [('cuda', 2), ('cuda', 1), ('cpu', 2)]
+    assert result.info['device'] == 'cpu' and result.info['dtype'] == 'float32'
+    assert 'running this reconstruction on the CPU' in result.info['fallbacks'][-1]
+    assert b.device == 'cuda'  # the next call tries the GPU again
+    gpu.fail = 0
+    gpu.new_call()
+    assert b.reconstruct(_frames()).info['device'] == 'cuda'  # and a success resets the count
+    gpu.fail = None
+    for attempt in range(1, MAX_GPU_FAILURES + 1):
+        gpu.new_call()
+        result = b.reconstruct(_frames())
+        assert result.info['device'] == 'cpu'
+        assert b.device == ('cpu' if attempt == MAX_GPU_FAILURES else 'cuda')
+    assert 'moving Fast3R to the CPU in float32 for good' in result.info['fallbacks'][-1]
+    count = len(gpu.calls)
+    assert b.reconstruct(_frames()).info['fallbacks'] == [] and len(gpu.calls) == count + 1
+
+
+def test_fallback_record_stays_bounded(ckpt, monkeypatch):
+    from aetherscan_ros.backends.fast3r import FALLBACK_HISTORY
+    b = Fast3RBackend(str(ckpt), device='cpu', size=64, head_chunk=2)
+    gpu = _FlakyGpu(b, fail=1)
+    monkeypatch.setattr(gpu, 'real', lambda *args: {'stub': True})
+    tensors = [torch.zeros(1, 3, 48, 64)] * 2
+    for _ in range(3 * FALLBACK_HISTORY):
+        gpu.new_call()
+        out, chunk, ran_on, notes = b._forward_with_fallback(tensors, [0, 1])
+        assert out == {'stub': True} and chunk == 1 and ran_on[0].type == 'cuda'
+        assert len(notes) == 1
+    assert len(b.fallbacks) == FALLBACK_HISTORY and b.fallback_count == 3 * FALLBACK_HISTORY
 
 
 def test_out_of_memory_on_cpu_and_other_errors(ckpt, monkeypatch):
     b = Fast3RBackend(str(ckpt), device='cpu', size=64, head_chunk=2)
 
-    def oom(tensors, ids, chunk):
+    def oom(*args):
         raise RuntimeError('DefaultCPUAllocator: not enough memory: you tried to allocate; '
                            'out of memory')
 
@@ -124,7 +188,7 @@ def test_out_of_memory_on_cpu_and_other_errors(ckpt, monkeypatch):
     with pytest.raises(ReconstructionError, match='out of memory on the CPU'):
         b.reconstruct(_frames())
 
-    def broken(tensors, ids, chunk):
+    def broken(*args):
         raise RuntimeError('something else')
 
     monkeypatch.setattr(b, '_forward', broken)

@@ -33,8 +33,8 @@ def _copy(src, dst):
     return dst
 
 
-def test_real_vit_large_on_meta_matches_checkpoint_layout(shared_dir):
-    base = shared_dir / 'fast3r'
+def test_real_vit_large_on_meta_matches_checkpoint_layout(fast3r_fixtures):
+    base = fast3r_fixtures
     layout = json.loads((base / 'checkpoint_layout.json').read_text())
     config = load_config(base / 'config_vitl512.json')
     assert config == vit_large_512()
@@ -55,16 +55,16 @@ def test_real_vit_large_on_meta_matches_checkpoint_layout(shared_dir):
     assert tuple(model.decoder.image_idx_emb.shape) == (1000, 1024)
 
 
-def test_config_json_round_trip_keeps_infinity_and_fixture_keys(shared_dir, tmp_path):
-    for path in (shared_dir / 'fast3r' / 'config_vitl512.json',
-                 shared_dir / 'fast3r' / 'parity_a' / 'config.json'):
+def test_config_json_round_trip_keeps_infinity_and_fixture_keys(fast3r_fixtures, tmp_path):
+    for path in (fast3r_fixtures / 'config_vitl512.json',
+                 fast3r_fixtures / 'parity_a' / 'config.json'):
         config = load_config(path)
         assert config.head.depth_mode[1] == -math.inf and config.head.conf_mode[2] == math.inf
         assert config.to_dict() == json.loads(path.read_text())
         save_config(config, tmp_path / 'config.json')
         assert 'Infinity' in (tmp_path / 'config.json').read_text()
         assert load_config(tmp_path / 'config.json') == config
-    parity = load_config(shared_dir / 'fast3r' / 'parity_a' / 'config.json')
+    parity = load_config(fast3r_fixtures / 'parity_a' / 'config.json')
     assert (parity.head.dpt_feature_dim, parity.head.dpt_last_dim) == (32, 16)
     assert parity.decoder.hooks == (0, 5, 7, 10)
     assert vit_large_512().head.dpt_layer_dims == (96, 192, 384, 768)

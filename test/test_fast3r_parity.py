@@ -1,6 +1,6 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Fast3R port vs outputs of the upstream code (``../shared/fast3r/parity_a``, random weights)."""
+"""Fast3R port vs outputs of the upstream code (``test/fixtures/fast3r/parity_a``)."""
 
 import numpy as np
 import pytest
@@ -125,3 +125,38 @@ def test_image_ids_are_deterministic_and_bounded(model):
         model(torch.zeros(2, 3, 16, 16), image_ids=[0, 1000])
     with pytest.raises(ValueError, match='multiple of the patch size'):
         model(torch.zeros(2, 3, 20, 16))
+
+
+@pytest.mark.parametrize('size', [160, 224, 240, 384, 448, 512])
+def test_preprocessing_sizes_are_patch_multiples(model, size):
+    """A square at a size other than 512 used to get a height of 3/4 width (224 -> 168)."""
+    shapes = [(300, 300), (77, 77), (480, 640), (640, 480), (1080, 1920), (100, 90)]
+    views = []
+    for h, w in shapes:
+        view = preprocess_image(np.full((h, w, 3), 128, np.uint8), size=size)
+        width, height = view.size
+        assert width % 16 == 0 and height % 16 == 0, (size, h, w, view.size)
+        assert max(width, height) <= size and view.tensor.shape[-2:] == (height, width)
+        if h == w:  # a square becomes at most 4:3, as close as a multiple of 16 allows
+            assert width == size and 3 * width / 4 - 16 < height <= 3 * width / 4
+        views.append(view.tensor)
+    if size in (224, 512):
+        assert preprocess_image(np.zeros((90, 90, 3), np.uint8), size=size).size == (
+            {224: (224, 160), 512: (512, 384)}[size])  # 512 is upstream's own 4:3 crop
+        square_and_portrait = [views[0], views[3]]
+        with torch.inference_mode():
+            out = model(square_and_portrait, image_ids=[0, 1])
+        assert [tuple(t.shape[1:3]) for t in out['conf']] == [
+            tuple(v.shape[-2:]) for v in square_and_portrait]
+
+
+def test_repo_fixtures_are_the_recorded_ones(fast3r_fixtures):
+    """The fixtures travel with the repo; their README lists the sha256 of each file."""
+    import hashlib
+    import re
+    listed = re.findall(r'^([0-9a-f]{64})  (\S+)$', (fast3r_fixtures / 'README.md').read_text(),
+                        re.MULTILINE)
+    assert len(listed) == 10
+    for digest, name in listed:
+        data = (fast3r_fixtures / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, name

@@ -4,9 +4,9 @@
 Issue 7, faults: backend exceptions, injected out-of-memory, ~/save failures, signals.
 
 In-process tests build :class:`aetherscan_ros.node.AetherscanNode` with a ``backend_factory``
-(the test seam for injecting a backend) and spin it on a ``MultiThreadedExecutor`` in a
-thread, while this test's :class:`NodeMonitor` publishes images and calls the services over
-DDS. The signal tests run the node's real ``main()`` as a subprocess
+(the test seam for injecting a backend) and spin it on a ``SingleThreadedExecutor`` (the one
+``main`` spins) in a thread, while this test's :class:`NodeMonitor` publishes images and calls
+the services over DDS. The signal tests run the node's real ``main()`` as a subprocess
 (``test/robust_helpers/slow_backend_node.py``) while a reconstruction is running.
 """
 
@@ -69,7 +69,7 @@ class InProcess:
     """The node under test on its own executor thread, plus publisher and monitor."""
 
     def __init__(self, tmp_path, backend, **overrides):
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from rclpy.qos import QoSProfile
         from sensor_msgs.msg import Image
@@ -84,7 +84,7 @@ class InProcess:
         self.node = AetherscanNode(
             backend_factory=lambda: (backend, 'injected test backend'),
             parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
-        self.executor = MultiThreadedExecutor(num_threads=4)
+        self.executor = SingleThreadedExecutor()  # the executor production spins
         self.executor.add_node(self.node)
         self.errors = []
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -269,7 +269,7 @@ def test_save_refuses_a_symlinked_name_escaping_output_dir(tmp_path):
 
 
 def test_injected_cuda_oom_through_the_node_retries_then_cpu(make_node, tmp_path):
-    """Fast3R's forward raises CUDA OOM: smaller head chunks, then the CPU; result delivered."""
+    """Fast3R's forward raises CUDA OOM: smaller head chunks, then this call on the CPU."""
     import torch
 
     from aetherscan_ros.backends.fast3r import Fast3RBackend
@@ -279,11 +279,11 @@ def test_injected_cuda_oom_through_the_node_retries_then_cpu(make_node, tmp_path
     real = backend._forward
     calls = []
 
-    def forward(tensors, ids, chunk):  # the seam fast3r.py documents for injecting OOM
-        calls.append((backend._device.type, chunk))
-        if backend._device.type == 'cuda':
+    def forward(model, tensors, ids, chunk, device, dtype):  # the seam fast3r.py documents
+        calls.append((device.type, chunk))
+        if device.type == 'cuda':
             raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 8.00 GiB')
-        return real(tensors, ids, chunk)
+        return real(model, tensors, ids, chunk, device, dtype)
 
     backend._device = torch.device('cuda')  # pretend; the patched forward never touches it
     backend._forward = forward
@@ -296,8 +296,8 @@ def test_injected_cuda_oom_through_the_node_retries_then_cpu(make_node, tmp_path
     assert calls == [('cuda', 3), ('cuda', 1), ('cpu', 3)]
     fallbacks = done['info']['fallbacks']
     assert len(fallbacks) == 2 and 'retrying with 1' in fallbacks[0]
-    assert 'moving Fast3R to the CPU' in fallbacks[1]
-    assert done['info']['device'] == 'cpu'
+    assert 'running this reconstruction on the CPU' in fallbacks[1]
+    assert done['info']['device'] == 'cpu' and backend.device == 'cuda'  # next call: GPU again
 
 
 def test_unexpected_reconstruction_error_type_is_reported(make_node):

@@ -42,6 +42,9 @@ RAW_CASES = [
      f"{CAM0}: rejected: unsupported encoding '32FC1' (a float/integer image is a depth"),
     ('yuv422_odd_width', 'invalid_frames', f'{CAM0}: rejected: yuv422 needs an even width'),
     ('stamp_far_future', 'stamp_future', f'{CAM0}: rejected: header stamp is'),
+    ('stamp_nanosec_overflow', 'invalid_frames',
+     f'{CAM0}: rejected: header stamp nanosec 1500000000 is out of range (must be < '
+     '1000000000)'),
     ('info_zero_k', 'camera_info_rejected',
      '/rcam0/camera_info: ignored: K has non-positive focal lengths'),
     ('info_nan_k', 'camera_info_rejected', '/rcam0/camera_info: ignored: K contains NaN'),

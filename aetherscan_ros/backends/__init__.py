@@ -6,10 +6,14 @@ Reconstruction backends and the one place that chooses between them.
 ``fast3r``: the learned multi-view model (needs torch and the user's checkpoint).
 ``classical``: COLMAP/OpenCV structure-from-motion plus dense stereo (no weights, no torch).
 ``auto``: Fast3R when its weights are on this machine (a local directory or the hub cache) and
-torch works, otherwise classical, with the reason. ``auto`` never downloads weights.
+torch works, otherwise classical, with the reason. ``auto`` never downloads weights; a model
+the caller named that cannot be used (a path with nothing there, corrupt weights) is a logged
+warning naming it, not a quiet fallback.
 """
 
 import logging
+import os
+from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
 from aetherscan_ros.backends.base import (  # noqa: F401
@@ -53,11 +57,43 @@ def create_backend(kind: str, model: str = '', device: str = 'auto',
             if kind == 'fast3r':
                 raise
             reason = f'Fast3R unavailable ({exc}); using the classical backend'
+            if missing_model_path(model) is not None:
+                reason = (f'Fast3R unavailable: the model path {model.strip()} does not '
+                          f'exist ({exc}); using the classical backend')
+                _LOG.warning('backend auto: the model path %s does not exist; running the '
+                             'classical backend instead of Fast3R', model.strip())
+            elif (model or '').strip():  # the caller named this model: it is not used
+                _LOG.warning('backend auto: the Fast3R model %s cannot be used (%s); running '
+                             'the classical backend instead', model.strip(), exc)
         except ImportError as exc:
             if kind == 'fast3r':
                 raise BackendUnavailable(f'Fast3R needs torch: {exc}') from exc
             reason = f'Fast3R unavailable (cannot import torch: {exc}); using classical'
+            if (model or '').strip():
+                _LOG.warning('backend auto: the Fast3R model %s cannot be used without torch; '
+                             'running the classical backend instead', model.strip())
     else:
         reason = 'classical backend requested'
     from aetherscan_ros.backends.classical import ClassicalBackend
     return ClassicalBackend(**_opts('classical')), reason
+
+
+def missing_model_path(model: str) -> Optional[Path]:
+    """
+    Return the path ``model`` names when it has the shape of a local path and nothing is there.
+
+    A model is a checkpoint directory or a hub repo id (``owner/name``, empty = the default
+    repo). A string that starts with ``/``, ``.`` or ``~``, ends with ``/`` or has other than
+    one ``/`` is a path (the rule of ``models/fast3r/weights.py``); when it does not exist the
+    caller made a mistake worth an error (CLI) or a warning (``auto``), not a silent fallback.
+    Returns None for an empty model, an existing path and a repo id.
+    """
+    model = (model or '').strip()
+    if not model:
+        return None
+    path = Path(model).expanduser()
+    if path.exists():
+        return None
+    shaped = (model.startswith(('.', '/', '~')) or model.endswith('/')
+              or model.count('/') != 1 or (os.sep != '/' and os.sep in model))
+    return path if shaped else None

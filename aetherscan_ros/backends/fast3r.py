@@ -9,10 +9,11 @@ pointmap aligned to the global one (as the upstream demo shows them), filtered p
 confidence and coloured with the preprocessed pixels.
 """
 
+from collections import deque
 import logging
 import math
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Deque, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -24,6 +25,11 @@ _LOG = logging.getLogger(__name__)
 
 POINT_SOURCES = ('aligned_local', 'global')
 IMAGE_ID_MODES = ('fixed', 'sequential')
+#: Consecutive reconstructions that ran out of GPU memory even at head chunk 1 before the
+#: backend moves to the CPU for good (before that, only the failing call runs on the CPU).
+MAX_GPU_FAILURES = 3
+#: Out-of-memory notes kept in ``Fast3RBackend.fallbacks`` (``fallback_count`` counts all).
+FALLBACK_HISTORY = 16
 
 
 class Fast3RBackend:
@@ -43,7 +49,9 @@ class Fast3RBackend:
         ``auto`` (bf16 on CUDA where supported, else fp16; fp32 on CPU), ``fp32``, ``bf16``,
         ``fp16``.
     head_chunk : int
-        Views per encoder/DPT-head call; halved automatically on CUDA out-of-memory.
+        Views per encoder/DPT-head call; halved automatically on out-of-memory (the CUDA
+        cache is emptied before each retry). Where even 1 does not fit, that call runs on the
+        CPU in float32; after ``MAX_GPU_FAILURES`` such calls in a row the backend stays there.
     image_ids : str
         ``fixed`` (seeded draw, the default) or ``sequential``; see ``default_image_ids``.
     id_seed : int
@@ -96,7 +104,6 @@ class Fast3RBackend:
         try:
             import torch
 
-            from aetherscan_ros.models.fast3r import Fast3R
             from aetherscan_ros.models.fast3r.config import ConfigError
             from aetherscan_ros.models.fast3r.weights import CheckpointError, locate_checkpoint
             from aetherscan_ros.models.torch_device import resolve_precision, select_device
@@ -109,7 +116,7 @@ class Fast3RBackend:
             torch.set_num_threads(int(threads))
         self.checkpoint = locate_checkpoint(model, local_files_only=not allow_download)
         try:
-            self.model = Fast3R.from_pretrained(self.checkpoint, device=self._device)
+            self.model = self._load_model(self._device, self._dtype)
         except (CheckpointError, ConfigError) as exc:
             raise BackendUnavailable(f'Fast3R checkpoint unusable: {exc}') from exc
         except (RuntimeError, MemoryError) as exc:
@@ -125,7 +132,10 @@ class Fast3RBackend:
         self.pnp_options = {'iterations': int(pnp_iterations),
                             'reprojection_error': float(pnp_reprojection_error),
                             'conf_percentile': pnp_conf_percentile}
-        self._fallbacks: List[str] = []
+        #: The last ``FALLBACK_HISTORY`` out-of-memory notes; ``fallback_count`` counts all.
+        self.fallbacks: Deque[str] = deque(maxlen=FALLBACK_HISTORY)
+        self.fallback_count = 0
+        self._gpu_failures = 0
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -183,7 +193,7 @@ class Fast3RBackend:
         ids = default_image_ids(len(views), self.image_id_mode, self.id_seed)
         emit('forward', 0.05, f'Fast3R forward on {len(views)} views ({self.device})')
         t = time.perf_counter()
-        out, chunk = self._forward_with_fallback([v.tensor for v in views], ids)
+        out, chunk, ran_on, notes = self._forward_with_fallback([v.tensor for v in views], ids)
         timings['forward'] = time.perf_counter() - t
 
         emit('poses', 0.75, 'estimating focal and camera poses')
@@ -229,8 +239,8 @@ class Fast3RBackend:
         info = {
             'model': self.model_label,
             'checkpoint': str(self.checkpoint),
-            'device': self.device,
-            'dtype': str(self._dtype).replace('torch.', ''),
+            'device': str(ran_on[0]),
+            'dtype': str(ran_on[1]).replace('torch.', ''),
             'image_ids': [int(i) for i in ids],
             'network_sizes': [list(v.size) for v in views],
             'focal_source': focal_source,
@@ -240,7 +250,8 @@ class Fast3RBackend:
             'low_confidence_views': [i for i, c in enumerate(conf) if float(c.max()) < 1.5],
             'points_from': self.points,
             'head_chunk': chunk,
-            'fallbacks': list(self._fallbacks),
+            'fallbacks': notes,
+            'fallbacks_total': self.fallback_count,
             'metric_scale': False,
         }
         if self.model.is_random:
@@ -251,39 +262,92 @@ class Fast3RBackend:
             np.array([v.input_size for v in views]), self.name, timings, info)
 
     # ----------------------------------------------------------------------------------------
-    def _forward(self, tensors, ids, chunk):
+    def _load_model(self, device, dtype):
+        """
+        Load the checkpoint for ``device`` (on CUDA in half precision: matmul weights in it).
+
+        The weights are cast on the host before the copy (``inference.cast_for_autocast``),
+        so the GPU holds 1.4 GB for ViT-L instead of 2.6 GB and never a float32 copy.
+        """
+        from aetherscan_ros.models.fast3r import Fast3R
+        from aetherscan_ros.models.fast3r.inference import cast_for_autocast
+        model = Fast3R.from_pretrained(self.checkpoint, device='cpu')
+        if device.type == 'cuda':
+            cast_for_autocast(model, dtype)
+        return model.to(device)
+
+    def _forward(self, model, tensors, ids, chunk, device, dtype):
         """Run the network once (the seam where tests inject out-of-memory errors)."""
         from aetherscan_ros.models.fast3r.inference import run_fast3r
-        return run_fast3r(self.model, tensors, ids, self._device, self._dtype, chunk)
+        return run_fast3r(model, tensors, ids, device, dtype, chunk)
 
     def _forward_with_fallback(self, tensors, ids):
-        """Run the forward; on out-of-memory halve the head chunk, then fall back to the CPU."""
+        """
+        Run the forward: ``(outputs, head chunk, (device, dtype) used, notes of this call)``.
+
+        Out of memory: empty the cache and halve the head chunk down to 1; still out of memory
+        on a GPU: this call runs on the CPU in float32 (a CPU copy of the model loaded for it),
+        and only after ``MAX_GPU_FAILURES`` consecutive such calls does the backend stay there.
+        """
+        from aetherscan_ros.models.fast3r.inference import is_out_of_memory
+        torch = self._torch
+        notes: List[str] = []
+        if self._device.type != 'cpu':
+            try:
+                out, chunk = self._halving(self.model, tensors, ids, self._device, self._dtype,
+                                           notes)
+                self._gpu_failures = 0
+                return out, chunk, (self._device, self._dtype), notes
+            except Exception as exc:  # noqa: B902 - only out-of-memory is handled
+                if not is_out_of_memory(exc):
+                    raise
+            self._gpu_failures += 1
+            if self._gpu_failures >= MAX_GPU_FAILURES:
+                self._note(notes, f'out of memory on {self.device} even with head chunk 1 in '
+                                  f'{self._gpu_failures} reconstructions in a row; moving Fast3R '
+                                  'to the CPU in float32 for good (much slower)')
+                model = self._load_model(torch.device('cpu'), torch.float32)
+                self.model = model  # the GPU copy is released here
+                self._empty_cache()
+                self._device, self._dtype = torch.device('cpu'), torch.float32
+            else:
+                self._note(notes, f'out of memory on {self.device} even with head chunk 1; '
+                                  'running this reconstruction on the CPU in float32 (much '
+                                  f'slower); the next one tries {self.device} again')
+                model = self._load_model(torch.device('cpu'), torch.float32)
+        else:
+            model = self.model
+        cpu = (torch.device('cpu'), torch.float32)
+        try:
+            out, chunk = self._halving(model, tensors, ids, cpu[0], cpu[1], notes)
+        except Exception as exc:  # noqa: B902 - only out-of-memory is handled
+            if not is_out_of_memory(exc):
+                raise
+            raise ReconstructionError(
+                f'out of memory on the CPU running Fast3R on {len(tensors)} views; use '
+                'fewer frames or a smaller fast3r size') from exc
+        return out, chunk, cpu, notes
+
+    def _halving(self, model, tensors, ids, device, dtype, notes):
+        """Run on ``device``, halving the head chunk after each out-of-memory error."""
         from aetherscan_ros.models.fast3r.inference import is_out_of_memory
         chunk = min(self.head_chunk, len(tensors))
         while True:
             try:
-                return self._forward(tensors, ids, chunk), chunk
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled
-                if not is_out_of_memory(exc):
+                return self._forward(model, tensors, ids, chunk, device, dtype), chunk
+            except Exception as exc:  # noqa: B902 - only out-of-memory is handled
+                if not is_out_of_memory(exc) or chunk <= 1:
                     raise
                 self._empty_cache()
-                if chunk > 1:
-                    note = (f'out of memory on {self.device} with head chunk {chunk}; '
-                            f'retrying with {chunk // 2}')
-                    chunk //= 2
-                elif self._device.type != 'cpu':
-                    note = (f'out of memory on {self.device} even with head chunk 1; moving '
-                            'Fast3R to the CPU in float32 (much slower; it stays there)')
-                    self.model.to('cpu')
-                    self._device = self._torch.device('cpu')
-                    self._dtype = self._torch.float32
-                    chunk = min(self.head_chunk, len(tensors))
-                else:
-                    raise ReconstructionError(
-                        f'out of memory on the CPU running Fast3R on {len(tensors)} views; use '
-                        'fewer frames or a smaller fast3r size') from exc
-                _LOG.warning(note)
-                self._fallbacks.append(note)
+                self._note(notes, f'out of memory on {device} with head chunk {chunk}; '
+                                  f'retrying with {chunk // 2}')
+                chunk //= 2
+
+    def _note(self, notes: List[str], note: str) -> None:
+        _LOG.warning(note)
+        notes.append(note)
+        self.fallbacks.append(note)
+        self.fallback_count += 1
 
     def _empty_cache(self):
         if self._torch.cuda.is_available():

@@ -4,8 +4,9 @@
 
 import argparse
 import logging
+import re
 import sys
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from aetherscan_ros.cli.common import _Parser, CliError, EXIT_FAILED, EXIT_INTERRUPTED
 from aetherscan_ros.cli.demo_scene import cmd_demo_scene
@@ -14,6 +15,8 @@ from aetherscan_ros.cli.evaluate import cmd_eval
 from aetherscan_ros.cli.reconstruct import cmd_reconstruct
 
 _LOG = logging.getLogger(__name__)
+# a word after --intrinsics that argparse would take for an option but is a value: -995,600,...
+_DASHED_VALUE = re.compile(r'-(\.?\d|inf|nan)', re.IGNORECASE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,10 +115,42 @@ def _setup_logging(verbosity: int) -> None:
                         format='%(levelname)s %(name)s: %(message)s')
 
 
+def dashed_intrinsics(argv: Sequence[str]) -> List[str]:
+    """
+    Return ``argv`` with the values of ``--intrinsics`` that start with ``-`` made parseable.
+
+    argparse reads a word that starts with ``-`` as an option unless it is a plain negative
+    number, so ``--intrinsics -995,600,320,240`` failed with "expected at least one argument"
+    before the value could be checked (and refused by name: focal lengths must be > 0). When a
+    value after ``--intrinsics`` (or an abbreviation of it) starts with ``-`` and a digit,
+    ``.``, ``inf`` or ``nan``, every word up to the next option is passed as
+    ``--intrinsics=WORD`` instead, which argparse takes as it is.
+    """
+    argv, out, i = [str(word) for word in argv], [], 0
+    while i < len(argv):
+        word = argv[i]
+        if word == '--':
+            out.extend(argv[i:])
+            break
+        values = []
+        if word.startswith('--i') and '--intrinsics'.startswith(word):
+            for value in argv[i + 1:]:
+                if value.startswith('-') and not _DASHED_VALUE.match(value):
+                    break
+                values.append(value)
+        if any(value.startswith('-') for value in values):
+            out.extend(f'--intrinsics={value}' for value in values)
+            i += 1 + len(values)
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``aetherscan`` command; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(dashed_intrinsics(sys.argv[1:] if argv is None else argv))
     debug = bool(getattr(args, 'debug', False))
     _setup_logging(int(getattr(args, 'verbose', 0) or 0))
     prog = f'aetherscan {args.verb}'

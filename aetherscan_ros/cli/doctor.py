@@ -89,7 +89,8 @@ def _cuda_line(torch, device: str) -> str:
         index = torch.cuda.current_device()
         name = torch.cuda.get_device_name(index)
         free, total = torch.cuda.mem_get_info(index)
-        dtype = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
+        from aetherscan_ros.models.torch_device import native_bf16
+        dtype = 'bfloat16' if native_bf16(torch.device('cuda', index)) else 'float16'
         return _check('ok', f'CUDA: {name}, {free / 2**30:.1f} GiB free of '
                       f'{total / 2**30:.1f} GiB; Fast3R would use {dtype}')
     except Exception as exc:  # noqa: B902

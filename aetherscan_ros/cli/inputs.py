@@ -178,7 +178,8 @@ def parse_intrinsics(text: str, label: str) -> Tuple[float, float, float, float]
     if not all(v == v and abs(v) != float('inf') for v in values):
         raise CliError(f'{label} {text!r}: values must be finite')
     if values[0] <= 0 or values[1] <= 0:
-        raise CliError(f'{label} {text!r}: focal lengths fx, fy must be > 0')
+        raise CliError(f'{label} {text!r}: focal lengths fx, fy must be > 0, got fx '
+                       f'{values[0]:g}, fy {values[1]:g}')
     return values
 
 

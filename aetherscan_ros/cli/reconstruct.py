@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """``aetherscan reconstruct``: images -> ``cloud.ply``, ``poses.json``, ``preview.png``."""
 
+from dataclasses import replace
 import os
 from pathlib import Path
 import sys
+import textwrap
 import time
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from aetherscan_ros.cli.common import CliError, EXIT_FAILED, EXIT_OK
 from aetherscan_ros.cli.inputs import (
@@ -17,7 +19,11 @@ RANDOM_WEIGHTS = 'random weights (not a trained model)'
 # result.info keys the summary shows first; the others follow while the screen has room
 SUMMARY_INFO_KEYS = ('model', 'device', 'dtype', 'method', 'intrinsics', 'registered_views',
                      'mean_reprojection_error_px', 'unit')
-SUMMARY_INFO_SKIP = ('unregistered', 'unregistered_policy', 'confidence', 'points_per_view')
+SUMMARY_INFO_SKIP = ('unregistered', 'unregistered_policy', 'confidence', 'points_per_view',
+                     'warning')
+SUMMARY_WIDTH = 100  # long lines wrap at word boundaries under their label; nothing is cut
+SUMMARY_INDENT = ' ' * 12
+INTRINSICS_SOURCE = '--intrinsics'  # where known K come from here (the node's: camera_info)
 
 
 class ProgressPrinter:
@@ -43,15 +49,30 @@ class ProgressPrinter:
         self.stream.flush()
 
 
-def _short(value, limit: int = 86) -> Optional[str]:
+def _value_text(value) -> Optional[str]:
+    """Return an info value as text (None for a list or mapping, which the summary skips)."""
     if isinstance(value, (dict, list, tuple)):
         return None
-    text = f'{value:.4g}' if isinstance(value, float) else str(value)
-    return text if len(text) <= limit else text[:limit - 3] + '...'
+    return f'{value:.4g}' if isinstance(value, float) else str(value)
 
 
-def format_summary(result, reason: str, paths: Sequence[Path], outputs: Sequence[Path]) -> str:
-    """Return the one-screen summary of a reconstruction."""
+def _wrapped(label: str, text: str) -> List[str]:
+    """Return ``text`` under a 12-column ``label``, wrapped at word boundaries, never cut."""
+    first = f'  {label:<10}' if label else SUMMARY_INDENT
+    return textwrap.wrap(text, SUMMARY_WIDTH, initial_indent=first,
+                         subsequent_indent=SUMMARY_INDENT, break_long_words=False,
+                         break_on_hyphens=False) or [first.rstrip()]
+
+
+def format_summary(result, reason: str, paths: Sequence[Path], outputs: Sequence[Path],
+                   warnings: Sequence[str] = ()) -> str:
+    """
+    Return the one-screen summary of a reconstruction.
+
+    The backend's ``reason``, ``warnings`` and ``info['warning']`` are shown whole, wrapped at
+    word boundaries (the reason is the answer to "why this backend?", and a warning cut
+    mid-word loses its fix).
+    """
     import numpy as np
 
     from aetherscan_ros.files.results import format_size
@@ -65,9 +86,7 @@ def format_summary(result, reason: str, paths: Sequence[Path], outputs: Sequence
                   '!! model). The geometry is meaningless; use it only to test the plumbing.',
                   '!' * 78]
     lines.append('aetherscan reconstruct: done')
-    if len(reason) > 160:  # the full reason (with its fix) is on stderr above
-        reason = reason[:150].rstrip() + ' ... (see above)'
-    lines.append(f'  backend   {result.backend}  ({reason})')
+    lines += _wrapped('backend', f'{result.backend}  ({reason})')
     lines.append(f'  views     {result.num_views} of {len(paths)} images, {size_text}')
     lines.append(f'  points    {result.num_points:,}')
     timings = dict(result.timings)
@@ -79,17 +98,21 @@ def format_summary(result, reason: str, paths: Sequence[Path], outputs: Sequence
     info = dict(result.info)
     unregistered = [paths[i].name for i in range(min(len(paths), result.num_views))
                     if not np.isfinite(result.poses_c2w[i]).all()]
+    notes = list(warnings)
     if unregistered:
-        lines.append(f'  WARNING   {len(unregistered)} view(s) not registered (no pose, no '
-                     f'points): {", ".join(unregistered[:6])}'
-                     + (' ...' if len(unregistered) > 6 else ''))
+        more = f' and {len(unregistered) - 6} more' if len(unregistered) > 6 else ''
+        notes.append(f'{len(unregistered)} view(s) not registered (no pose, no points): '
+                     f'{", ".join(unregistered[:6])}{more}')
+    if info.get('warning'):
+        notes.append(str(info['warning']))
+    for note in notes:
+        lines += _wrapped('WARNING', note)
     keys = [k for k in SUMMARY_INFO_KEYS if k in info]
     keys += [k for k in info if k not in keys and k not in SUMMARY_INFO_SKIP]
-    shown = [(k, _short(info[k])) for k in keys]
+    shown = [(k, _value_text(info[k])) for k in keys]
     shown = [f'{k}: {v}' for k, v in shown if v is not None][:8]
-    if shown:
-        lines.append('  info      ' + shown[0])
-        lines += ['            ' + item for item in shown[1:]]
+    for i, item in enumerate(shown):
+        lines += _wrapped('info' if i == 0 else '', item)
     for i, path in enumerate(outputs):
         size = format_size(path.stat().st_size) if path.exists() else 'missing'
         lines.append(('  outputs   ' if i == 0 else '            ') + f'{path}  ({size})')
@@ -103,7 +126,8 @@ def cmd_reconstruct(args) -> int:
     """Run ``aetherscan reconstruct``."""
     import numpy as np
 
-    from aetherscan_ros.backends import BackendUnavailable, create_backend, ReconstructionError
+    from aetherscan_ros.backends import (
+        BackendUnavailable, create_backend, missing_model_path, ReconstructionError)
     from aetherscan_ros.backends.base import Frame
     from aetherscan_ros.files.preview import render_preview
     from aetherscan_ros.files.results import CLOUD_FILE, POSES_FILE, PREVIEW_FILE, save_result
@@ -112,6 +136,11 @@ def cmd_reconstruct(args) -> int:
                                                         args.intrinsics or [])
     if not image_args:
         raise CliError('no images given: aetherscan reconstruct IMG [IMG ...] -o OUT_DIR')
+    model = (args.model or '').strip()
+    if args.backend != 'classical' and missing_model_path(model) is not None:
+        raise CliError(f'--model {model}: no such file or directory (give a Fast3R checkpoint '
+                       'directory with config.json and model.safetensors, or a hub repo id '
+                       'owner/name)')
     paths = expand_image_args(image_args)
     if len(paths) < 2:
         check_image_sizes(paths, [])
@@ -135,13 +164,15 @@ def cmd_reconstruct(args) -> int:
         camera = f'{size[0]}x{size[1]}' + ('' if K is None else ' ' + ','.join(
             f'{v:g}' for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2])))
         frames.append(Frame(image=image, name=path.name, camera=camera, K=K))
-    known = 'known intrinsics' if intrinsics[0] is not None else 'intrinsics estimated'
+    known = (f'intrinsics from {INTRINSICS_SOURCE}' if intrinsics[0] is not None else
+             'intrinsics estimated by the backend')
+    options = {'classical.intrinsics_source': INTRINSICS_SOURCE}
     sys.stderr.write(f'aetherscan reconstruct: {len(frames)} images '
                      f'({", ".join(sorted({f"{w}x{h}" for w, h in sizes}))}), {known}\n')
 
     try:
-        backend, reason = create_backend(args.backend, model=args.model or '',
-                                         device=args.device)
+        backend, reason = create_backend(args.backend, model=model, device=args.device,
+                                         options=options)
     except BackendUnavailable as exc:
         raise CliError(f'backend {args.backend} is unavailable: {exc} '
                        '(run `aetherscan doctor`)', EXIT_FAILED) from None
@@ -165,6 +196,11 @@ def cmd_reconstruct(args) -> int:
     if result.num_views != len(frames):
         raise CliError(f'{backend.name} returned {result.num_views} poses for {len(frames)} '
                        'images; nothing written', EXIT_FAILED)
+    if dict(result.info).get('focal_source') == 'camera_info':  # Fast3R: K came with frames
+        result = replace(result, info={**result.info, 'focal_source': INTRINSICS_SOURCE})
+    warnings = []
+    if model and backend.name != 'fast3r':
+        warnings.append(f'--model {model} was not used (see the reason of the backend above)')
     if str(dict(result.info).get('model', '')) == RANDOM_WEIGHTS:
         sys.stderr.write('aetherscan reconstruct: WARNING: this result comes from RANDOM '
                          'WEIGHTS (not a trained model); its geometry is meaningless\n')
@@ -183,9 +219,9 @@ def cmd_reconstruct(args) -> int:
         try:
             render_preview(result, preview)
         except (OSError, ValueError, RuntimeError) as exc:
-            print(format_summary(result, reason, paths, outputs))
+            print(format_summary(result, reason, paths, outputs, warnings))
             raise CliError(f'{out_dir / CLOUD_FILE} and {POSES_FILE} written, but the preview '
                            f'failed: {exc}', EXIT_FAILED) from None
         outputs.append(preview)
-    print(format_summary(result, reason, paths, outputs))
+    print(format_summary(result, reason, paths, outputs, warnings))
     return EXIT_OK

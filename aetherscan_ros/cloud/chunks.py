@@ -44,10 +44,12 @@ class ChunkStream:
     Both methods return ``[(ChunkInfo, CloudArrays), ...]`` for the caller to pack and send.
     """
 
-    def __init__(self, recon: int, chunk_points: int, total_points: Optional[int] = None):
+    def __init__(self, recon: int, chunk_points: int, total_points: Optional[int] = None,
+                 session: int = 0):
         if chunk_points < 1:
             raise ValueError(f'chunk_points must be >= 1, got {chunk_points}')
         self.recon = int(recon)
+        self.session = int(session)
         self.chunk_points = int(chunk_points)
         self.total_points = None if total_points is None else int(total_points)
         self.count = 0
@@ -64,7 +66,7 @@ class ChunkStream:
         return self._next
 
     def _emit(self, cloud: CloudArrays, last: bool) -> Tuple[ChunkInfo, CloudArrays]:
-        info = ChunkInfo(self.recon, self._next, self.count, last)
+        info = ChunkInfo(self.recon, self._next, self.count, last, self.session)
         self._next += 1
         return info, cloud
 
@@ -124,13 +126,15 @@ class ChunkAssembler:
     """
     Reassemble chunk clouds into the full cloud of one reconstruction.
 
-    Chunks may arrive in any order. A chunk of a newer reconstruction (higher ``recon``) drops
-    the unfinished older one; chunks of older reconstructions are ignored. Counters:
+    Chunks may arrive in any order. A chunk of a newer reconstruction (higher ``(session,
+    recon)``: a restarted publisher has a newer session and counts ``recon`` from 1 again)
+    drops the unfinished older one; chunks of older reconstructions are ignored. Counters:
     ``completed``, ``dropped_incomplete``, ``ignored_stale``, ``rejected``.
     """
 
     def __init__(self):
         self.recon: Optional[int] = None
+        self.session = 0
         self._parts: Dict[int, CloudArrays] = {}
         self._count = 0
         self._last_index: Optional[int] = None
@@ -145,12 +149,13 @@ class ChunkAssembler:
         """Return how many chunks of the current reconstruction are held."""
         return len(self._parts)
 
-    def _start(self, recon: int):
+    def _start(self, info: ChunkInfo):
         if self.recon is not None and not self._done and self._parts:
             self.dropped_incomplete += 1
-            LOG.info('reconstruction %d superseded by %d with %d chunk(s) missing', self.recon,
-                     recon, self._missing())
-        self.recon = recon
+            LOG.info('reconstruction %d superseded by %d (session %d) with %d chunk(s) missing',
+                     self.recon, info.recon, info.session, self._missing())
+        self.recon = info.recon
+        self.session = info.session
         self._parts = {}
         self._count = 0
         self._last_index = None
@@ -168,9 +173,10 @@ class ChunkAssembler:
         """
         if info is None:
             return cloud
-        if self.recon is None or info.recon > self.recon:
-            self._start(info.recon)
-        elif info.recon < self.recon:
+        current = (self.session, self.recon)
+        if self.recon is None or info.key > current:
+            self._start(info)
+        elif info.key < current:
             self.ignored_stale += 1
             return None
         if self._done or info.index in self._parts:

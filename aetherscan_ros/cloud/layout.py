@@ -77,17 +77,21 @@ class ChunkInfo:
 
     ``recon`` increases with every reconstruction of one publisher; ``index`` counts chunks of
     that reconstruction from 0; ``count`` is the number of chunks, or 0 while unknown (then the
-    chunk with ``last=True`` closes the reconstruction; it may be empty).
+    chunk with ``last=True`` closes the reconstruction; it may be empty). ``session`` tells the
+    publishing node's runs apart (the node uses its start time in ms): a restarted node starts
+    its ``recon`` at 1 again, and a receiver orders chunks by ``(session, recon)``. 0 = not
+    given (markers written before the field existed), encoded without the pair.
     """
 
     recon: int
     index: int
     count: int = 0
     last: bool = False
+    session: int = 0
 
     def __post_init__(self):
         """Check the fields are consistent."""
-        if self.recon < 0 or self.index < 0 or self.count < 0:
+        if self.recon < 0 or self.index < 0 or self.count < 0 or self.session < 0:
             raise ValueError(f'chunk info fields must be >= 0: {self}')
         if self.count and self.index >= self.count:
             raise ValueError(f'chunk index {self.index} out of range for count {self.count}')
@@ -97,8 +101,9 @@ class ChunkInfo:
 
     def encode(self) -> str:
         """Return the PointField name that carries this info."""
+        session = f':session={self.session}' if self.session else ''
         return (f'{CHUNK_FIELD_PREFIX}:recon={self.recon}:index={self.index}'
-                f':count={self.count}:last={int(self.last)}')
+                f':count={self.count}:last={int(self.last)}{session}')
 
     def field(self) -> FieldSpec:
         """Return the marker :class:`FieldSpec` (UINT8 in the padding of the 24-byte point)."""
@@ -121,9 +126,15 @@ class ChunkInfo:
         pairs = dict(item.split('=') for item in match.group(1).split(':')[1:])
         try:
             return cls(recon=int(pairs['recon']), index=int(pairs['index']),
-                       count=int(pairs.get('count', 0)), last=pairs.get('last', '0') == '1')
+                       count=int(pairs.get('count', 0)), last=pairs.get('last', '0') == '1',
+                       session=int(pairs.get('session', 0)))
         except KeyError as exc:
             raise ValueError(f'chunk marker {name!r} lacks {exc.args[0]}') from None
+
+    @property
+    def key(self) -> Tuple[int, int]:
+        """Return ``(session, recon)``: the order of reconstructions across node restarts."""
+        return self.session, self.recon
 
     @classmethod
     def from_fields(cls, fields) -> Optional['ChunkInfo']:

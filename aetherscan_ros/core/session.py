@@ -36,6 +36,11 @@ COUNTERS = (
 # A progress event is sent when the stage changes or the fraction moved by this much.
 PROGRESS_STEP = 0.05
 
+
+class JobCancelled(Exception):
+    """Raised inside a running job when the session is closing (the node shuts down)."""
+
+
 ChunkSink = Callable[[List[tuple]], None]
 ProgressSink = Callable[[str, float, str], None]
 ResultSink = Callable[[ReconstructionResult], None]
@@ -73,8 +78,12 @@ class JobOutcome:
 class ReconstructionSession:
     """The reconstruction state of one node (see the module docstring)."""
 
-    def __init__(self, buffer: FrameBuffer):
+    def __init__(self, buffer: FrameBuffer, session_id: Optional[int] = None):
         self.buffer = buffer
+        # Tells this run's chunks from those of an earlier run of the same node (recon ids
+        # start at 1 again): the start time in ms, increasing across restarts.
+        self.session_id = int(time.time() * 1000) if session_id is None else int(session_id)
+        self.cancel = threading.Event()  # set by close(): the running job stops at its next step
         self.lock = threading.RLock()
         self.stats: Dict[str, float] = dict.fromkeys(COUNTERS, 0)
         self.stats['last_duration_s'] = 0.0
@@ -183,15 +192,17 @@ class ReconstructionSession:
         raised; the caller then calls :meth:`job_crashed`.
         """
         backend = self.backend
-        stream = ChunkStream(job.recon, chunk_points)
+        stream = ChunkStream(job.recon, chunk_points, session=self.session_id)
         streamed = [0]
         last = ['', -1.0]
 
         def add_view(vc):
+            self._check_cancel(job)
             on_chunks(stream.add(vc.points, vc.colors, vc.confidence, vc.view))
             streamed[0] += len(vc.points)
 
         def progress(ev):
+            self._check_cancel(job)
             if ev.view_cloud is not None:
                 add_view(ev.view_cloud)
             if ev.stage != last[0] or ev.fraction - last[1] >= PROGRESS_STEP:
@@ -207,6 +218,7 @@ class ReconstructionSession:
             if streamed[0] != result.num_points:
                 raise RuntimeError(f'the backend streamed {streamed[0]} points but returned '
                                    f'{result.num_points}')
+            self._check_cancel(job)
             on_chunks(stream.finish())
             on_result(result)
         except Exception as exc:  # noqa: B902 - any backend failure keeps the frames
@@ -231,6 +243,15 @@ class ReconstructionSession:
             self.stats['last_duration_s'] = seconds
             self.stats['last_points'] = result.num_points
         return JobOutcome(job, result, seconds, '', stream.chunks_sent)
+
+    def _check_cancel(self, job: Job):
+        if self.cancel.is_set():
+            raise JobCancelled(f'reconstruction #{job.recon} cancelled: the node is shutting '
+                               'down')
+
+    def close(self):
+        """Ask a running job to stop at its next progress step (backends report often)."""
+        self.cancel.set()
 
     def job_crashed(self, job: Job, exc: Exception) -> int:
         """

@@ -21,8 +21,9 @@ def select_device(pref: str = 'auto') -> Tuple[torch.device, torch.dtype]:
 
     ``'auto'``: the first CUDA device if there is one, else the CPU. ``'cpu'``, ``'cuda'`` or
     ``'cuda:N'`` choose explicitly; an unusable CUDA request raises :class:`BackendUnavailable`.
-    The dtype is bfloat16 on CUDA devices that support it, float16 on older ones, float32 on
-    the CPU (bf16 autocast without native bf16 support is ~9x slower there, SPEC §13).
+    The dtype is bfloat16 on CUDA devices that support it natively (:func:`native_bf16`),
+    float16 on older ones, float32 on the CPU (bf16 autocast without native bf16 support is
+    ~9x slower there, SPEC §13).
     """
     pref = (pref or 'auto').strip().lower()
     if pref == 'auto':
@@ -43,8 +44,27 @@ def select_device(pref: str = 'auto') -> Tuple[torch.device, torch.dtype]:
         raise BackendUnavailable(f'device {pref!r}: only {torch.cuda.device_count()} CUDA '
                                  'device(s) present')
     device = torch.device('cuda', index)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return device, dtype
+    return device, cuda_half_dtype(device)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """
+    Return whether the CUDA ``device`` computes in bfloat16 natively (ROCm: always).
+
+    Native means compute capability 8.0 or newer (Ampere, Ada, Hopper, Jetson Orin). We ask
+    the chosen device itself: ``torch.cuda.is_bf16_supported()`` looks at the *current* device
+    and by default also says yes where bf16 is only emulated (V100, T4, Jetson Xavier), which
+    runs several times slower than fp16 there.
+    """
+    if getattr(torch.version, 'hip', None):
+        return True
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def cuda_half_dtype(device: torch.device) -> torch.dtype:
+    """Return bfloat16 where ``device`` supports it natively, else float16."""
+    return torch.bfloat16 if native_bf16(device) else torch.float16
 
 
 def resolve_precision(device: torch.device, precision: str = 'auto') -> torch.dtype:
@@ -60,7 +80,11 @@ def resolve_precision(device: torch.device, precision: str = 'auto') -> torch.dt
             _LOG.warning('precision %s ignored on %s: running float32', precision, device)
         return torch.float32
     if precision == 'auto':
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return cuda_half_dtype(device)
+    if precision == 'bf16' and not native_bf16(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        _LOG.warning('precision bf16 on %s (compute capability %d.%d) is emulated and slow; '
+                     'fp16 runs natively there', device, major, minor)
     return PRECISIONS[precision]
 
 

@@ -28,6 +28,7 @@ from typing import Tuple
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from aetherscan_ros.cloud import PACKER
@@ -36,6 +37,7 @@ from aetherscan_ros.core.process_env import hugepage_malloc_state
 from aetherscan_ros.core.session import ReconstructionSession
 from aetherscan_ros.node import params
 from aetherscan_ros.node.cameras import CameraInputs
+from aetherscan_ros.node.compat import PostSetParameters
 from aetherscan_ros.node.diagnostics import Diagnostics
 from aetherscan_ros.node.guard import Guard
 from aetherscan_ros.node.outputs import Outputs
@@ -52,8 +54,8 @@ class AetherscanNode(Node):
         """Create the node; ``backend_factory() -> (backend, reason)`` replaces create_backend."""
         super().__init__(NODE_NAME, **kwargs)
         self.config = params.declare_all(self)
+        self._post_set = PostSetParameters(self, self._after_set_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.add_post_set_parameters_callback(self._after_set_parameters)
         cfg = self.config
         self.session = ReconstructionSession(FrameBuffer(
             cfg.max_views, cfg.keyframe_min_interval, cfg.keyframe_min_change,
@@ -65,12 +67,14 @@ class AetherscanNode(Node):
         self.diagnostics = Diagnostics(self)
 
         self._cb_timers = MutuallyExclusiveCallbackGroup()
+        # Steady clock: with use_sim_time these must run before (and without) /clock.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(1.0, self.guard.wrap('subscription check',
                                                self.cameras.ensure_subscriptions),
-                          callback_group=self._cb_timers)
+                          callback_group=self._cb_timers, clock=steady)
         self._diag_timer = self.create_timer(
             cfg.diagnostics_period, self.guard.wrap('diagnostics', self.diagnostics.publish),
-            callback_group=self._cb_timers)
+            callback_group=self._cb_timers, clock=steady)
         self._period_timer = None
         self._configure_period_timer()
 
@@ -86,6 +90,8 @@ class AetherscanNode(Node):
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         ok, reason = params.check_change(params.current_values(self), changes)
+        if ok:
+            self._post_set.accepted(changes)
         return SetParametersResult(successful=ok, reason=reason)
 
     def _after_set_parameters(self, changes):
@@ -124,7 +130,22 @@ class AetherscanNode(Node):
 
     # ------------------------------------------------------------------ shutdown
 
+    def close(self) -> bool:
+        """
+        Stop the work in progress before the node is destroyed; return whether all of it ended.
+
+        The running reconstruction is cancelled at its next step and waited for (a native
+        backend call is never abandoned), then a ``~/save`` in progress is waited for. Called
+        by ``main`` on SIGINT/SIGTERM while the context is still valid; idempotent.
+        """
+        stopped = self.worker.stop()
+        if not stopped:
+            self.get_logger().error(
+                'shutting down: the running reconstruction did not stop in time')
+        self.trigger_services.close()
+        return stopped
+
     def destroy_node(self):
-        """Stop the worker (waits up to 2 s; a running backend call is abandoned), then destroy."""
-        self.worker.stop(timeout=2.0)
+        """Stop the worker and a save in progress (:meth:`close`), then destroy the node."""
+        self.close()
         return super().destroy_node()

@@ -15,7 +15,6 @@ from typing import Deque, List, Optional, Tuple
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import (
     qos_policy_name_from_kind, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
 from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
@@ -23,11 +22,13 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from aetherscan_ros.backends.base import Frame
 from aetherscan_ros.core.buffer import ACCEPTED, SKIP_BACKWARDS, thumbnail
+from aetherscan_ros.node.compat import SubscriptionEventCallbacks
 from aetherscan_ros.node.guard import reason_kind
 from aetherscan_ros.node.outputs import reliable_qos
 from aetherscan_ros.ros.camera_info import camera_info_to_k, k_for_image
-from aetherscan_ros.ros.images import compressed_to_rgb, ConversionError, image_to_rgb
-from aetherscan_ros.ros.stamps import stamp_to_ns
+from aetherscan_ros.ros.errors import ConversionError
+from aetherscan_ros.ros.images import compressed_to_rgb, image_to_rgb
+from aetherscan_ros.ros.stamps import checked_stamp_ns
 
 # Header stamps further than this ahead of the node's clock are refused: one such frame would
 # stamp the cloud and TF in the future and make the camera's next good frames look backwards.
@@ -76,6 +77,14 @@ class Camera:
             if not when or when <= received_ns:
                 return k, size
         return None
+
+
+def resolved_topic(node, topic: str) -> str:
+    """Return ``topic`` with the node's namespace and remappings applied (as QoS overrides are)."""
+    try:
+        return node.resolve_topic_name(topic)
+    except AttributeError:  # an rclpy without resolve_topic_name
+        return topic
 
 
 def received_ns(info) -> int:
@@ -132,8 +141,10 @@ class CameraInputs:
             name, profile = choice
             kinds = [QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY]
             if cam.sub is not None:
-                # Re-match only while the user did not override the reliability.
-                param = f'qos_overrides.{cam.sub_topic}.subscription.reliability'
+                # Re-match only while the user did not override the reliability (the override
+                # parameters are named by the resolved topic: namespace and remappings applied).
+                param = (f'qos_overrides.{resolved_topic(node, cam.sub_topic)}'
+                         '.subscription.reliability')
                 if node.has_parameter(param) and \
                         node.get_parameter(param).value != cam.auto_reliability:
                     continue
@@ -198,7 +209,13 @@ class CameraInputs:
         self.last_frame_time = cam.last_time = now
         cam.silence_warned = False
         clock_ns = node.get_clock().now().nanoseconds
-        stamp_ns = stamp_to_ns(msg.header.stamp) or clock_ns
+        try:
+            stamp_ns = checked_stamp_ns(msg.header.stamp) or clock_ns
+        except ConversionError as exc:
+            session.count('invalid_frames')
+            cam.rejected += 1
+            warn((cam.sub_topic, 'stamp_range'), f'{cam.sub_topic}: rejected: {exc}')
+            return
         if clock_ns > 0 and stamp_ns - clock_ns > MAX_FUTURE_STAMP_S * 1e9:
             session.count('stamp_future')
             cam.rejected += 1

@@ -1,10 +1,19 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The node's ``std_srvs/Trigger`` services: ``~/reconstruct``, ``~/reset``, ``~/save``."""
+"""
+The node's ``std_srvs/Trigger`` services: ``~/reconstruct``, ``~/reset``, ``~/save``.
 
+``~/save`` writes files and renders a preview (seconds for a large cloud): it runs on a
+thread of its own and the service callback is a coroutine that waits for it, so the executor
+keeps handling images, timers and other services meanwhile. Shutdown waits for a save in
+progress (:meth:`Services.close`).
+"""
+
+from concurrent.futures import ThreadPoolExecutor
 import os
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.task import Future
 from std_srvs.srv import Trigger
 
 
@@ -13,12 +22,20 @@ class Services:
 
     def __init__(self, node):
         self._node = node
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix='aetherscan_save')
         group = MutuallyExclusiveCallbackGroup()
-        for name, handler in (('reconstruct', self.reconstruct), ('reset', self.reset),
-                              ('save', self.save)):
+        for name, handler in (('reconstruct', self.reconstruct), ('reset', self.reset)):
             node.create_service(Trigger, f'~/{name}',
                                 node.guard.wrap(f'~/{name}', handler, service=True),
                                 callback_group=group)
+        # its own group: a coroutine holds its group until it returns, and ~/reconstruct and
+        # ~/reset must stay answerable while a save runs
+        node.create_service(Trigger, '~/save', self.save,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+
+    def close(self):
+        """Wait for a save in progress (its files are complete or not there at all)."""
+        self._saver.shutdown(wait=True)
 
     def reconstruct(self, request, response):
         """Start a reconstruction of the buffered keyframes (two are enough)."""
@@ -35,7 +52,27 @@ class Services:
             f'; reconstruction #{node.session.recon_id} keeps running' if busy else '')
         return response
 
-    def save(self, request, response):
+    async def save(self, request, response):
+        """Run :meth:`save_now` on the save thread; the executor stays free meanwhile."""
+        done = Future()
+
+        def work():
+            try:
+                self.save_now(response)
+            except Exception as exc:  # noqa: B902 - reported in the response, never raised
+                response.success = False
+                response.message = f'~/save failed: {type(exc).__name__}: {exc}'
+            done.set_result(response)
+
+        try:
+            self._saver.submit(work)
+        except RuntimeError:  # the node is shutting down
+            response.success = False
+            response.message = '~/save refused: the node is shutting down'
+            return response
+        return await done
+
+    def save_now(self, response):
         """
         Write the last result into ``output_dir/reconstruction_NNNN`` as one atomic step.
 

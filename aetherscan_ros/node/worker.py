@@ -10,9 +10,13 @@ the chunks as views arrive, then the full cloud, TF frames, poses, markers and e
 
 import queue
 import threading
+import time
 import traceback
 
 from aetherscan_ros.core.session import Job, JobOutcome
+
+# How long shutdown waits for a native backend call to return before it gives up.
+SHUTDOWN_WAIT_S = 60.0
 
 
 class JobWorker:
@@ -37,11 +41,29 @@ class JobWorker:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    def stop(self, timeout: float = 2.0):
-        """Ask the thread to end and wait up to ``timeout`` s (a running backend call goes on)."""
+    def stop(self, timeout: float = SHUTDOWN_WAIT_S) -> bool:
+        """
+        End the thread: cancel the running job and wait for it; return whether it ended.
+
+        A job stops at the backend's next progress step; a native call in progress (a COLMAP
+        stage, a forward pass) is waited for, never abandoned: a thread left inside native
+        code while the interpreter exits is what crashes processes at shutdown.
+        """
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout)
+        self._node.session.close()
+        start = time.monotonic()
+        next_note = start + 2.0
+        while self._thread.is_alive():
+            now = time.monotonic()
+            if now - start > timeout:
+                return False
+            if now >= next_note:
+                self._node.get_logger().info(
+                    f'shutting down: waiting for the running reconstruction to stop '
+                    f'({now - start:.0f} s)')
+                next_note = now + 5.0
+            self._thread.join(timeout=0.1)
+        return True
 
     # ------------------------------------------------------------------ thread
 
@@ -104,6 +126,8 @@ class JobWorker:
                                    on_result)
         if outcome.ok:
             self._report_done(outcome)
+        elif node.session.cancel.is_set():
+            node.get_logger().info(f'reconstruction #{job.recon} stopped: shutting down')
         else:
             self._report_failed(outcome)
 

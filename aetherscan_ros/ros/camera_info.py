@@ -6,7 +6,7 @@ from typing import Tuple
 
 import numpy as np
 
-from aetherscan_ros.ros.images import ConversionError
+from aetherscan_ros.ros.errors import ConversionError
 from aetherscan_ros.ros.stamps import ns_to_stamp
 
 

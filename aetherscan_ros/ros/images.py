@@ -19,6 +19,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
+from aetherscan_ros.ros.errors import ConversionError
 from aetherscan_ros.ros.stamps import ns_to_stamp
 
 try:  # pragma: no cover - cv_bridge is not installable from pip
@@ -26,10 +27,6 @@ try:  # pragma: no cover - cv_bridge is not installable from pip
     _BRIDGE = CvBridge()
 except ImportError:  # pragma: no cover - the usual case in a pip environment
     _BRIDGE = None
-
-
-class ConversionError(ValueError):
-    """A message cannot be converted; the message says why."""
 
 
 # encoding -> (channels, bytes per channel, colour order of the channels)

@@ -89,6 +89,12 @@ def _float_nan(stamp_ns: int):
     return _raw(stamp_ns, encoding='32FC1', step=W * 4, data=depth.tobytes())
 
 
+def _stamp_overflow(stamp_ns: int):
+    msg = good_image(stamp_ns, seed=9)
+    msg.header.stamp.nanosec = 1_500_000_000  # uint32 holds it; Time says < 1e9
+    return msg
+
+
 # name -> (builder(stamp_ns) -> message, topic suffix, what the node must do)
 CASES: Dict[str, Tuple[Callable[[int], object], str, str]] = {
     'unknown_encoding': (lambda s: _raw(s, encoding='rgb9000'), '', 'reject'),
@@ -107,6 +113,7 @@ CASES: Dict[str, Tuple[Callable[[int], object], str, str]] = {
                                         data=bytes(40)), '', 'reject'),
     'stamp_far_future': (lambda s: good_image(time.time_ns() + 86400 * 10 ** 9, seed=7), '',
                          'reject'),
+    'stamp_nanosec_overflow': (lambda s: _stamp_overflow(s), '', 'reject'),
     'info_zero_k': (lambda s: _info(np.zeros((3, 3))), 'info', 'ignore_info'),
     'info_nan_k': (lambda s: _info(np.full((3, 3), np.nan)), 'info', 'ignore_info'),
     'corrupt_jpeg_truncated': (lambda s: _compressed(s, _encode(textured(), '.jpg')[:300]),

@@ -26,8 +26,9 @@ class BusyBackend:
     name = 'busy_test'
     device = 'cpu'
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, native: float = 0.0):
         self.seconds = float(seconds)
+        self.native = float(native)
 
     def describe(self) -> str:
         """Return a one-line description."""
@@ -37,6 +38,11 @@ class BusyBackend:
         """Multiply matrices for ``seconds``, then return one point per view."""
         frames = list(frames)
         a = np.random.default_rng(0).standard_normal((400, 400))
+        if progress is not None and self.native:
+            progress(ProgressEvent('native', 0.1, 'one long native call'))
+        end = time.monotonic() + self.native
+        while time.monotonic() < end:  # like one COLMAP stage: no progress, no way to cancel
+            a = np.tanh(a @ a.T / 400.0)
         end = time.monotonic() + self.seconds
         while time.monotonic() < end:
             a = np.tanh(a @ a.T / 400.0)
@@ -58,10 +64,23 @@ def main(argv=None):
     own = argv[:argv.index('--')] if '--' in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--busy', type=float, default=120.0)
+    parser.add_argument('--native', type=float, default=0.0,
+                        help='first compute this long without any progress call')
+    parser.add_argument('--slow-save', type=float, default=0.0,
+                        help='~/save: sleep this long before rendering the preview')
     args = parser.parse_args(own)
 
     import aetherscan_ros.backends as backends
-    backends.create_backend = lambda *a, **k: (BusyBackend(args.busy), 'test: busy backend')
+    backends.create_backend = lambda *a, **k: (BusyBackend(args.busy, args.native),
+                                               'test: busy backend')
+    if args.slow_save:
+        from aetherscan_ros.files import preview
+        real = preview.render_preview
+
+        def slow_preview(*a, **k):
+            time.sleep(args.slow_save)
+            return real(*a, **k)
+        preview.render_preview = slow_preview
     from aetherscan_ros import node
     node.main(args=[sys.argv[0], *ros_args])
 

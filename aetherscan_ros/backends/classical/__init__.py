@@ -10,6 +10,8 @@ Pipeline, one module per stage:
   adjustment; a direct two-view relative-pose path (LO-RANSAC + OpenCV triangulation) when
   COLMAP's mapper cannot initialise. pycolmap is imported only through
   :func:`.sfm.import_pycolmap` (zlib first), never at module import.
+* :mod:`.pairs`: identical views (refused by name, before features or after matching) and
+  the image pair of the two-view path.
 * :mod:`.dense`: densification of every registered view from rectified pairs with OpenCV
   StereoSGBM, fused by multi-pair depth consistency.
 * :mod:`.pipeline`: :class:`ClassicalBackend`, which validates the frames, runs both stages and

@@ -39,6 +39,7 @@ from aetherscan_ros.backends.base import (
     result_from_view_clouds, ViewCloud)
 from aetherscan_ros.backends.classical.dense import (
     choose_neighbors, DenseOptions, densify_view, scale_intrinsics, working_scale)
+from aetherscan_ros.backends.classical.pairs import identical_images, identical_views_reason
 from aetherscan_ros.backends.classical.sfm import (
     import_pycolmap, restore_colmap_verbosity, run_sfm, set_colmap_verbosity, SfmOptions)
 
@@ -73,6 +74,11 @@ def validate_frames(frames: Sequence[Frame]) -> None:
             if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
                 raise ReconstructionError(f'{label}: K must be a finite 3x3 pinhole matrix with '
                                           f'positive focal lengths, got {K.tolist()}')
+    groups = identical_images([frame.image for frame in frames])
+    flat = frames[0].image.min() == frames[0].image.max()  # one colour: 'not enough texture'
+    if len(groups) < 2 and not flat:
+        names = [frame.name or f'frame {i}' for i, frame in enumerate(frames)]
+        raise ReconstructionError(identical_views_reason(groups[0], names))
 
 
 class ClassicalBackend:
@@ -84,7 +90,9 @@ class ClassicalBackend:
     ``dense_max_size`` (longest side for stereo, 800 px), ``dense_stride`` (pixel step of the
     dense grid, 2), ``num_neighbors`` (stereo partners per view, 2), ``consistency_tol``
     (relative depth agreement between pairs, 0.01), ``num_threads`` (-1 = all cores),
-    ``seed`` (0), ``quiet_colmap`` (silence COLMAP's INFO log, True).
+    ``seed`` (0), ``quiet_colmap`` (silence COLMAP's INFO log, True), ``intrinsics_source``
+    (where the frames' K come from, named in ``info['intrinsics']``: ``'camera_info'``; the CLI
+    passes ``'--intrinsics'``).
     """
 
     name = 'classical'
@@ -92,7 +100,7 @@ class ClassicalBackend:
     def __init__(self, max_features: int = 4096, min_features: int = 80, dense: bool = True,
                  dense_max_size: int = 800, dense_stride: int = 2, num_neighbors: int = 2,
                  consistency_tol: float = 0.01, num_threads: int = -1, seed: int = 0,
-                 quiet_colmap: bool = True):
+                 quiet_colmap: bool = True, intrinsics_source: str = 'camera_info'):
         if int(max_features) < 64:
             raise ValueError(f'max_features must be >= 64, got {max_features}')
         if int(dense_stride) < 1 or int(dense_max_size) < 64:
@@ -107,6 +115,7 @@ class ClassicalBackend:
                                           consistency_tol=float(consistency_tol))
         self.dense = bool(dense)
         self.quiet_colmap = bool(quiet_colmap)
+        self.intrinsics_source = str(intrinsics_source)
         self.device = 'cpu'
 
     def describe(self) -> str:
@@ -184,9 +193,10 @@ class ClassicalBackend:
             'reference_view': int(sparse.reference_view),
             'world_frame': f'optical frame of view {sparse.reference_view} '
                            f'({names[sparse.reference_view]})',
-            'intrinsics': ('known (camera_info), fixed' if all(known) else
+            'intrinsics': (f'known ({self.intrinsics_source}), fixed' if all(known) else
                            'estimated by COLMAP (SIMPLE_PINHOLE)' if not any(known) else
-                           'mixed: known ones fixed, the others estimated by COLMAP'),
+                           f'mixed: known ones ({self.intrinsics_source}) fixed, the others '
+                           'estimated by COLMAP'),
             'points_per_view': [int(len(c.points)) for c in clouds],
             'confidence': 'quality score in (0, 1): agreeing stereo pairs / pairs tried * '
                           'disparity / (disparity + 8 px); 0.05 for sparse-only points',

@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from aetherscan_ros.backends.base import ReconstructionError
+from aetherscan_ros.backends.classical.pairs import best_verified_pair
 from aetherscan_ros.core.geometry import invert_pose
 
 _LOG = logging.getLogger(__name__)
@@ -74,11 +75,16 @@ def import_pycolmap():
     The pycolmap 4.2.1 wheel carries its own zlib; when pycolmap is the first library in the
     process to bring zlib, later deflate users (``cv2.imwrite`` of PNG, Pillow, Python's
     ``zlib``/``gzip``) bind to it and abort with heap corruption. Loading Python's ``zlib``
-    module (the system libz) and OpenCV first avoids that. Import pycolmap only through here.
+    module (the system libz) and OpenCV first avoids that. Import pycolmap only through here:
+    it also keeps the process's SIGINT/SIGTERM handlers (:mod:`aetherscan_ros.core.signals`).
     """
     import zlib  # noqa: F401  (must precede pycolmap, see above)
 
-    import pycolmap
+    from aetherscan_ros.core.signals import preserve_signal_handlers
+    # pycolmap's glog takes SIGTERM over at import (stack dump + abort on `docker stop`):
+    # the process's own SIGINT/SIGTERM handlers are put back.
+    with preserve_signal_handlers():
+        import pycolmap
     return pycolmap
 
 
@@ -296,22 +302,7 @@ def _two_view_fallback(db_path: Path, files, images, Ks, names,
     with pycolmap.Database.open(db_path) as db:
         id_of = {img.name: img.image_id for img in db.read_all_images()}
         cam_of = {img.image_id: img.camera_id for img in db.read_all_images()}
-        best = None
-        for a in range(num):
-            for b in range(a + 1, num):
-                try:
-                    geom = db.read_two_view_geometry(id_of[files[a]], id_of[files[b]])
-                except (RuntimeError, ValueError, KeyError):
-                    continue
-                inl = np.asarray(geom.inlier_matches).reshape(-1, 2)
-                if best is None or len(inl) > len(best[2]):
-                    best = (a, b, inl)
-        if best is None or len(best[2]) < 15:
-            found = 0 if best is None else len(best[2])
-            raise ReconstructionError(
-                f'COLMAP could not register two views and the best image pair has only {found} '
-                'verified matches (need 15): the views do not overlap or lack texture')
-        a, b, inl = best
+        a, b, inl = best_verified_pair(db, files, names)  # refuses identical views by name
         cam_a = db.read_camera(cam_of[id_of[files[a]]])
         cam_b = db.read_camera(cam_of[id_of[files[b]]])
         pa = np.asarray(db.read_keypoints(id_of[files[a]]))[inl[:, 0], :2].astype(np.float64)

@@ -56,9 +56,13 @@ class CrocoEncoder(nn.Module):
         """
         Encode ``img`` ``[B, 3, H, W]`` to tokens ``[B, h*w, C]`` and positions ``[B, h*w, 2]``.
 
-        Every view is encoded on its own (batching only stacks independent views).
+        Every view is encoded on its own (batching only stacks independent views). The RoPE
+        table size comes from the patch grid (a shape, known on the host), so no layer reads
+        the positions back from the device.
         """
         x, pos = self.patch_embed(img)
+        p = self.patch_embed.patch_size
+        max_pos = max(img.shape[-2] // p, img.shape[-1] // p)
         for block in self.enc_blocks:
-            x = block(x, pos)
+            x = block(x, pos, max_pos)
         return self.enc_norm(x), pos

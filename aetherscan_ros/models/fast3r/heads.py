@@ -7,6 +7,7 @@ Module names mirror the checkpoint (``dpt.act_postprocess``, ``dpt.scratch``, ``
 so the official state_dict loads without renaming.
 """
 
+import contextlib
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -117,8 +118,23 @@ class PointmapHead(nn.Module):
 
     def forward(self, taps: Sequence[torch.Tensor],
                 grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
-        """Return ``pts3d`` ``[B, H, W, 3]`` and ``conf`` ``[B, H, W]`` for one group of views."""
-        return postprocess_pointmap(self.dpt(taps, grid))
+        """
+        Return ``pts3d`` ``[B, H, W, 3]`` and ``conf`` ``[B, H, W]`` for one group of views.
+
+        The head and its ``exp`` activations run in the head's own parameter dtype (float32
+        in production) with autocast off, the taps cast up to it: in bf16 the depth would be
+        quantised to 0.4-1 % before ``exp`` amplifies it (SPEC §13).
+        """
+        dtype = self.dpt.head[-1].weight.dtype
+        with autocast_off(taps[0].device.type):
+            return postprocess_pointmap(self.dpt([t.to(dtype) for t in taps], grid))
+
+
+def autocast_off(device_type: str):
+    """Return a context that disables autocast on ``device_type`` (a no-op elsewhere)."""
+    if device_type in ('cpu', 'cuda'):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def exp_radial(xyz: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,13 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Running the network outside ``nn.Module.forward``: no autograd, autocast, memory bounds."""
+"""
+Running the network outside ``nn.Module.forward``: no autograd, autocast, memory bounds.
+
+On CUDA in half precision (:func:`cast_for_autocast`) the encoder and fusion matmul weights are
+stored in the autocast dtype, LayerNorms and both heads stay float32 and the heads run with
+autocast off (``heads.PointmapHead``). The outputs of all views come back to the host in one
+device->host copy (:func:`outputs_to_numpy`).
+"""
 
 import contextlib
 import logging
@@ -8,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from aetherscan_ros.models.fast3r.model import (
     check_view_count, default_image_ids, Fast3R, OUTPUT_KEYS)
@@ -27,6 +35,25 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
     if device.type == 'cuda' and dtype in (torch.bfloat16, torch.float16):
         return torch.autocast('cuda', dtype=dtype)
     return contextlib.nullcontext()
+
+
+def cast_for_autocast(model: Fast3R, dtype: torch.dtype) -> Fast3R:
+    """
+    Store the encoder's and the fusion transformer's Linear/Conv weights in ``dtype``.
+
+    For bf16/fp16 autocast only (other dtypes: no change). Autocast rounds those weights to
+    ``dtype`` at every call anyway, so the results are the same while the weights take half
+    the memory (ViT-L: 1.4 GB instead of 2.6 GB) and no per-call cast runs. LayerNorms (which
+    autocast runs in float32), the image-index table and both heads (run in float32 with
+    autocast off) keep float32. Returns ``model``, changed in place.
+    """
+    if dtype not in (torch.bfloat16, torch.float16):
+        return model
+    for part in (model.encoder, model.decoder):
+        for module in part.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                module.to(dtype)
+    return model
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -69,10 +96,33 @@ def run_fast3r(model: Fast3R, views: Sequence[torch.Tensor],
     device = device or next(model.parameters()).device
     with torch.inference_mode(), autocast_context(device, dtype):
         out = model([v.to(device) for v in views], image_ids=ids, head_chunk=head_chunk)
-    result: Dict[str, object] = {'image_ids': ids}
+        result = outputs_to_numpy(out)
+    result['image_ids'] = ids
+    return result
+
+
+def outputs_to_numpy(out: Dict[str, object]) -> Dict[str, object]:
+    """
+    Copy the four outputs of every view to the host in a single device->host transfer.
+
+    ``out`` holds ``[N, H, W, ...]`` tensors or lists of ``[1, H_i, W_i, ...]`` (mixed sizes).
+    Everything is flattened into one float32 tensor on the device, copied once (one sync
+    instead of four per view) and split back into per-view float32 arrays ``[H_i, W_i, 3]`` /
+    ``[H_i, W_i]`` (views into one host buffer).
+    """
+    pieces: List[torch.Tensor] = []
+    shapes = []
     for key in OUTPUT_KEYS:
         value = out[key]
-        items: List[torch.Tensor] = list(value) if isinstance(value, (list, tuple)) else \
-            list(value.split(1))
-        result[key] = [np.ascontiguousarray(t[0].float().cpu().numpy()) for t in items]
+        items = list(value) if isinstance(value, (list, tuple)) else list(value.split(1))
+        for t in items:
+            pieces.append(t.reshape(-1).float())
+            shapes.append((key, tuple(t.shape[1:])))
+    flat = torch.cat(pieces).cpu().numpy()
+    result: Dict[str, object] = {key: [] for key in OUTPUT_KEYS}
+    start = 0
+    for key, shape in shapes:
+        size = int(np.prod(shape))
+        result[key].append(flat[start:start + size].reshape(shape))
+        start += size
     return result

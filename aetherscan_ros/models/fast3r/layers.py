@@ -49,10 +49,18 @@ class RoPE2D(nn.Module):
         rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
         return x * cos + rotated * sin
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` ``[B, heads, T, D]`` by the integer positions ``pos`` ``[B, T, 2]``."""
+    def forward(self, x: torch.Tensor, pos: torch.Tensor,
+                max_pos: Optional[int] = None) -> torch.Tensor:
+        """
+        Rotate ``x`` ``[B, heads, T, D]`` by the integer positions ``pos`` ``[B, T, 2]``.
+
+        ``max_pos`` (a Python int greater than every entry of ``pos``) sizes the cos/sin
+        table. Callers that know the patch grid pass it: without it ``pos.max()`` is read
+        back to the host, a GPU->CPU synchronisation in every attention layer.
+        """
         dim = x.shape[-1] // 2
-        max_pos = int(pos.max()) + 1
+        if max_pos is None:
+            max_pos = int(pos.max()) + 1
         cos, sin = self._cos_sin(dim, max_pos, x.device, x.dtype)
         rows, cols = x[..., :dim], x[..., dim:]
         rows = self._rotate_1d(rows, pos[..., 0], cos, sin)
@@ -80,14 +88,15 @@ class Attention(nn.Module):
         # attn_bias_for_inference_enabled flag, SPEC §2); 1.0 everywhere else.
         self.inference_scale_gain = inference_scale_gain
 
-    def forward(self, x: torch.Tensor, pos: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Attend over ``x`` ``[B, T, C]``; ``pos`` ``[B, T, 2]`` is needed with RoPE."""
+    def forward(self, x: torch.Tensor, pos: Optional[torch.Tensor] = None,
+                max_pos: Optional[int] = None) -> torch.Tensor:
+        """Attend over ``x`` ``[B, T, C]``; RoPE needs ``pos`` ``[B, T, 2]`` (and ``max_pos``)."""
         b, t, c = x.shape
         qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each [B, heads, T, head_dim]
         if self.rope is not None:
-            q = self.rope(q, pos)
-            k = self.rope(k, pos)
+            q = self.rope(q, pos, max_pos)
+            k = self.rope(k, pos, max_pos)
         scale = self.head_dim ** -0.5
         if not self.training:
             scale *= self.inference_scale_gain
@@ -121,9 +130,10 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, pos: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Apply the block to ``x`` ``[B, T, C]``."""
-        x = x + self.attn(self.norm1(x), pos)
+    def forward(self, x: torch.Tensor, pos: Optional[torch.Tensor] = None,
+                max_pos: Optional[int] = None) -> torch.Tensor:
+        """Apply the block to ``x`` ``[B, T, C]`` (``pos``, ``max_pos``: see :class:`RoPE2D`)."""
+        x = x + self.attn(self.norm1(x), pos, max_pos)
         return x + self.mlp(self.norm2(x))
 
 

@@ -6,6 +6,11 @@ Image preprocessing identical to upstream ``load_images(size=512)`` (SPEC §3).
 Long side resized to ``size`` with PIL (LANCZOS when shrinking, BICUBIC otherwise), centre crop
 to multiples of 16 (a square becomes 4:3), then ``(x / 255 - 0.5) / 0.5``. The scale and crop
 are kept, so intrinsics can be mapped between the input image and the network's pixels.
+
+One deviation: upstream crops a square to a height of exactly 3/4 of its width, which is not a
+multiple of 16 for most sizes (224 -> 168) and then fails in the patch embedding. We round that
+height down to a multiple of the patch size (224 -> 160); where 3/4 is already a multiple
+(512 -> 384, 448 -> 336, 384 -> 288, the parity fixture's 64 -> 48) nothing changes.
 """
 
 from dataclasses import dataclass
@@ -115,7 +120,8 @@ def preprocess_image(image: Union[np.ndarray, Image.Image], size: int = 512,
     halfw = ((2 * cx) // patch_size) * patch_size // 2
     halfh = ((2 * cy) // patch_size) * patch_size // 2
     if w == h:
-        halfh = 3 * halfw // 4  # square -> 4:3 (halfw is a multiple of 8, so this is exact)
+        # square -> 4:3, the height rounded down to a multiple of the patch size
+        halfh = (3 * halfw // 2) // patch_size * patch_size // 2
     if halfw < 1 or halfh < 1:
         raise ValueError(f'{name}: {w1}x{h1} becomes {w}x{h} at size {size}, too small to crop '
                          f'to a multiple of {patch_size} pixels (needs an aspect ratio below '
