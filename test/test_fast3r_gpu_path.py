@@ -80,7 +80,7 @@ def test_explicit_bf16_on_an_emulating_gpu_warns(fake_cuda, caplog):
 class _HostSyncs(TorchDispatchMode):
     """Count the ops that read a device value back to the host (``int()``, ``.item()``)."""
 
-    SYNC_OPS = ('aten._local_scalar_dense', 'aten.is_nonzero', 'aten.equal')
+    SYNC_OPS = ('aten._local_scalar_dense', 'aten.item', 'aten.is_nonzero', 'aten.equal')
 
     def __init__(self):
         super().__init__()
@@ -95,6 +95,12 @@ class _HostSyncs(TorchDispatchMode):
 @pytest.fixture(scope='module')
 def model():
     return randomize_(Fast3R(tiny()), seed=5).eval()
+
+
+@pytest.fixture(scope='module')
+def ckpt_dir(tmp_path_factory):
+    from aetherscan_ros.models.fast3r import write_random_checkpoint
+    return write_random_checkpoint(tmp_path_factory.mktemp('f3g') / 'tiny', 'tiny', seed=1)
 
 
 def test_forward_reads_nothing_back_from_the_device(model):
@@ -232,3 +238,24 @@ def test_outputs_come_back_in_one_copy(model, monkeypatch, sizes):
             assert got.dtype == np.float32 and got.shape[:2] == (h, w)
             want = direct[key][i] if isinstance(direct[key], list) else direct[key][i:i + 1]
             np.testing.assert_array_equal(got, want[0].numpy())
+
+
+def test_vit_large_holds_half_the_weight_memory_on_cuda(ckpt_dir, monkeypatch):
+    """The backend loads CUDA models with half matmul weights (2.6 GB -> 1.4 GB for ViT-L)."""
+    from aetherscan_ros.backends.fast3r import Fast3RBackend
+    from aetherscan_ros.models.fast3r.config import vit_large_512
+    with torch.device('meta'):
+        large = Fast3R(vit_large_512())
+
+    def gigabytes(m):
+        return sum(p.numel() * p.element_size() for p in m.parameters()) / 1e9
+
+    assert gigabytes(large) == pytest.approx(2.59, abs=0.01)
+    assert gigabytes(cast_for_autocast(large, torch.float16)) == pytest.approx(1.38, abs=0.01)
+    backend = Fast3RBackend(str(ckpt_dir), device='cpu', size=64)
+    monkeypatch.setattr(Fast3R, 'to', lambda self, *args, **kwargs: self)  # no CUDA here
+    loaded = backend._load_model(torch.device('cuda', 0), torch.bfloat16)
+    assert loaded.decoder.dec_blocks[0].attn.qkv.weight.dtype == torch.bfloat16
+    assert loaded.downstream_head.dpt.head[-1].weight.dtype == torch.float32
+    assert backend._load_model(torch.device('cuda', 0), torch.float32).decoder.dec_blocks[
+        0].attn.qkv.weight.dtype == torch.float32
