@@ -16,6 +16,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from aetherscan_ros.ros.names import check_topic
+
 # name, default, description: the launch arguments, in the order ``ros2 launch -s`` shows them.
 ARGUMENTS: Tuple[Tuple[str, str, str], ...] = (
     ('params_file', '', 'YAML file with the aetherscan_node parameters '
@@ -95,16 +97,6 @@ def parse_bool(name: str, text: str, allow_empty: bool = False) -> Optional[bool
     if allow_empty and not value:
         return None
     return _fail(f'{name}: {text!r} is not a boolean (true or false)')
-
-
-def check_topic(name: str, what: str) -> Optional[str]:
-    """Return why ``name`` is not a ROS topic name (as ``node/params.py`` checks), or None."""
-    if not name:
-        return f'{what}: empty topic name'
-    bad = [c for c in name if not (c.isalnum() or c in '/_~{}')]
-    if bad or '//' in name or name[-1] == '/' or name.lstrip('/~')[:1].isdigit():
-        return f'{what}: {name!r} is not a valid ROS topic name'
-    return None
 
 
 def check_namespace(namespace: str) -> Optional[str]:

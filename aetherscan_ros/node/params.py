@@ -17,6 +17,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType)
 
+from aetherscan_ros.ros.names import check_frame, check_topic
+
 BACKEND_CHOICES = ('auto', 'fast3r', 'classical')
 DEVICE_CHOICES = ('auto', 'cuda', 'cpu')
 TRANSPORT_CHOICES = ('raw', 'compressed')
@@ -212,23 +214,6 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return desc
 
 
-def _check_topic(name: str, what: str) -> Optional[str]:
-    if not name:
-        return f'{what}: empty topic name'
-    bad = [c for c in name if not (c.isalnum() or c in '/_~{}')]
-    if bad or '//' in name or name[-1] == '/' or name.lstrip('/~')[:1].isdigit():
-        return f'{what}: {name!r} is not a valid ROS topic name'
-    return None
-
-
-def _check_frame(name: str, what: str, allow_empty: bool) -> Optional[str]:
-    if not name:
-        return None if allow_empty else f'{what}: empty frame id'
-    if name.startswith('/') or any(c.isspace() for c in name):
-        return f'{what}: {name!r} is not a valid tf2 frame id (no leading "/", no spaces)'
-    return None
-
-
 def validate(values: Mapping[str, object]) -> Optional[str]:
     """
     Check enumerations, names and cross-field rules; return the reason or ``None`` if valid.
@@ -250,7 +235,7 @@ def validate(values: Mapping[str, object]) -> Optional[str]:
     if not topics:
         return 'image_topics: at least one image topic is needed'
     for topic in topics:
-        reason = _check_topic(topic, 'image_topics')
+        reason = check_topic(topic, 'image_topics')
         if reason:
             return reason
     if len(set(topics)) != len(topics):
@@ -260,7 +245,7 @@ def validate(values: Mapping[str, object]) -> Optional[str]:
         return (f'camera_info_topics: {len(infos)} topics for {len(topics)} image topics '
                 '(give one per image topic, or none to derive them)')
     for topic in infos:
-        reason = _check_topic(topic, 'camera_info_topics')
+        reason = check_topic(topic, 'camera_info_topics')
         if reason:
             return reason
     if merged['min_views'] > merged['max_views']:
@@ -268,7 +253,7 @@ def validate(values: Mapping[str, object]) -> Optional[str]:
                 f'({merged["max_views"]})')
     for name, allow_empty in (('world_frame', False), ('parent_frame', True),
                               ('frame_prefix', True)):
-        reason = _check_frame(merged[name], name, allow_empty)
+        reason = check_frame(merged[name], name, allow_empty)
         if reason:
             return reason
     if merged['parent_frame'] and merged['parent_frame'] == merged['world_frame']:
