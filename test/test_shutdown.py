@@ -131,6 +131,8 @@ def test_save_runs_off_the_executor_and_a_signal_waits_for_it(ros, tmp_path):
         seconds = rig.signal(proc, signal.SIGTERM, timeout=30.0)
         saver.join(30.0)
         assert seconds is not None and proc.returncode == 0, (proc.returncode, rig.log())
+        ok, message = answer.get('save', (False, 'no answer'))  # the caller got its answer
+        assert ok and message.endswith('reconstruction_0001'), message
         out = tmp_path / 'out'
         done = out / 'reconstruction_0001'
         assert {p.name for p in done.iterdir()} >= {'cloud.ply', 'poses.json', 'preview.png'}

@@ -24,6 +24,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from aetherscan_ros.node.aetherscan_node import AetherscanNode, NODE_NAME
 
 SPIN_STEP_S = 0.1  # the executor returns at least this often to look at the shutdown flag
+FLUSH_STEPS = 10  # executor steps after close(): a ~/save that finished still gets its answer
 
 
 class ShutdownRequest:
@@ -61,7 +62,7 @@ def main(args=None):
     request.install()  # before init: a signal during start-up is a clean stop as well
     init_rclpy(args)
     request.install()  # again, over the handler Humble's rclpy.init installs
-    node = None
+    node = executor = None
     code = 0
     stopped = True
     try:
@@ -83,6 +84,9 @@ def main(args=None):
     finally:
         if node is not None:
             stopped = node.close()
+            if executor is not None:  # answer the service calls whose work just finished
+                for _ in range(FLUSH_STEPS):
+                    executor.spin_once(timeout_sec=0.02)
             node.destroy_node()
         rclpy.try_shutdown()
     if not stopped:
