@@ -243,3 +243,26 @@ def test_device_selection_on_this_machine():
         assert (device.type, dtype) == ('cpu', torch.float32) and gpu_memory() is None
         with pytest.raises(BackendUnavailable, match='no CUDA device'):
             select_device('cuda')
+
+
+def test_a_view_without_pose_is_not_published_at_view_0s_pose(backend, monkeypatch):
+    """A failed PnP leaves the pose NaN (left out of TF), names the view, keeps its points."""
+    import aetherscan_ros.models.fast3r.postprocess as module  # imported by the backend on use
+    real = module.estimate_poses
+
+    def view_1_fails(*args, **kwargs):
+        poses, failed, inliers = real(*args, **kwargs)
+        poses = np.array(poses)
+        poses[1] = np.eye(4)  # what the PnP step returns for a failed view (as upstream)
+        return poses, sorted(set(failed) | {1}), inliers
+
+    monkeypatch.setattr(module, 'estimate_poses', view_1_fails)
+    frames = _frames()
+    result = backend.reconstruct(frames)
+    assert not np.isfinite(result.poses_c2w[1]).any()
+    assert np.isfinite(result.poses_c2w[0]).all()
+    assert result.info['unregistered'] == [frames[1].name]
+    assert (result.view_index == 1).any()  # its points are still in the cloud
+    from aetherscan_ros.ros.tf import poses_to_transforms
+    children = [t.child_frame_id for t in poses_to_transforms(result.poses_c2w, 'w', '', 0)]
+    assert 'camera_1_optical' not in children and 'camera_0_optical' in children

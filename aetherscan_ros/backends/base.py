@@ -17,9 +17,13 @@ Conventions shared by every backend:
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Mapping, Optional, Protocol, runtime_checkable, Sequence
+from typing import (
+    Callable, Dict, Mapping, Optional, Protocol, runtime_checkable, Sequence, TYPE_CHECKING)
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from aetherscan_ros.core.camera_model import CameraModel
 
 
 class ReconstructionError(RuntimeError):
@@ -47,6 +51,11 @@ class Frame:
         Which camera produced it (topic or file); frames of one camera share intrinsics.
     K : np.ndarray or None
         ``[3, 3]`` float64 intrinsics for this image's size, when known (camera_info).
+    camera_model : CameraModel or None
+        The full calibration of a *raw* image whose lens distortion must still be removed
+        (:func:`aetherscan_ros.core.undistortion.undistort_frame` does it before a backend
+        runs and then sets ``image`` and ``K`` to the undistorted ones). ``None``: ``image``
+        is a pinhole image already.
 
     """
 
@@ -55,6 +64,7 @@ class Frame:
     stamp_ns: int = 0
     camera: str = ''
     K: Optional[np.ndarray] = None
+    camera_model: Optional['CameraModel'] = None
 
     @property
     def size(self):

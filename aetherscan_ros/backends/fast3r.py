@@ -216,6 +216,10 @@ class Fast3RBackend:
             else:
                 ks_net.append(intrinsics(focal, pts.shape[0], pts.shape[1]))
         poses, failed, inliers = estimate_poses(glob, conf, ks_net, **self.pnp_options)
+        # A view whose PnP failed has no pose: NaN, never a stand-in identity (that would be
+        # published as a real camera frame at view 0's pose). Its points stay in the cloud.
+        poses = np.asarray(poses, np.float64).copy()
+        poses[list(failed)] = np.nan
         timings['poses'] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -254,6 +258,9 @@ class Fast3RBackend:
             'fallbacks_total': self.fallback_count,
             'metric_scale': False,
         }
+        if failed:
+            info['unregistered'] = [frames[i].name for i in failed]
+            info['unregistered_policy'] = 'no pose: left out of TF, poses and frusta'
         if self.model.is_random:
             info['warning'] = 'results come from random weights; geometry is meaningless'
         emit('done', 1.0, f'{sum(len(c.points) for c in clouds)} points')

@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from aetherscan_ros.backends.base import Frame, ReconstructionResult
 from aetherscan_ros.cloud import ChunkStream, point_budget, voxel_downsample
 from aetherscan_ros.core.buffer import FrameBuffer
+from aetherscan_ros.core.undistortion import undistort_frame
 
 # Counters reported in /diagnostics (the keyframe buffer keeps its own).
 COUNTERS = (
@@ -211,7 +212,10 @@ class ReconstructionSession:
 
         start = time.monotonic()
         try:
-            result = backend.reconstruct(list(job.frames), progress)
+            # raw frames with lens distortion become pinhole frames here, on the worker
+            frames = [undistort_frame(f) for f in job.frames]
+            self._check_cancel(job)
+            result = backend.reconstruct(frames, progress)
             if streamed[0] == 0 and result.num_points:
                 for view in range(result.num_views):  # a backend that did not stream
                     add_view(result.view_cloud(view))

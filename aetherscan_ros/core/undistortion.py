@@ -14,12 +14,15 @@ normalized coordinates and do not change with binning or ROI.
 
 import functools
 import logging
-from typing import Optional, Tuple
+from typing import Optional, Tuple, TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from aetherscan_ros.core.camera_model import CameraModel, CameraModelError, frozen_array
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from aetherscan_ros.backends.base import Frame
 
 LOGGER = logging.getLogger(__name__)
 
@@ -210,3 +213,22 @@ def undistort_points(model: CameraModel, pixels: np.ndarray, normalized: bool = 
         return norm
     k_out = undistorted_intrinsics(model, image_size, rectify)
     return np.c_[norm, np.ones(len(norm))] @ k_out[:2].T
+
+
+def undistort_frame(frame: 'Frame') -> 'Frame':
+    """
+    Return ``frame`` as a pinhole image: distortion removed, ``K`` the undistorted intrinsics.
+
+    A frame without ``camera_model`` comes back unchanged; one whose model has no distortion
+    gets ``K = model.K_eff``. The result has ``camera_model=None`` (nothing left to remove).
+    Raises :class:`CameraModelError` (naming the frame) when the model does not fit the image.
+    """
+    from dataclasses import replace
+    model = frame.camera_model
+    if model is None:
+        return frame
+    try:
+        image, k_out = undistort_image(model, frame.image)
+    except CameraModelError as exc:
+        raise CameraModelError(f'{frame.name}: {exc}', getattr(exc, 'field', '')) from None
+    return replace(frame, image=image, K=np.asarray(k_out, np.float64), camera_model=None)

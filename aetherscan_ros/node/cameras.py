@@ -22,10 +22,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from aetherscan_ros.backends.base import Frame
 from aetherscan_ros.core.buffer import ACCEPTED, SKIP_BACKWARDS, thumbnail
+from aetherscan_ros.core.camera_model import CameraModel
 from aetherscan_ros.node.compat import SubscriptionEventCallbacks
 from aetherscan_ros.node.guard import reason_kind
 from aetherscan_ros.node.outputs import reliable_qos
-from aetherscan_ros.ros.camera_info import camera_info_to_k, k_for_image
+from aetherscan_ros.ros.camera_info import camera_info_to_model, model_for_image
 from aetherscan_ros.ros.errors import ConversionError
 from aetherscan_ros.ros.images import compressed_to_rgb, image_to_rgb
 from aetherscan_ros.ros.stamps import checked_stamp_ns
@@ -53,11 +54,13 @@ class Camera:
         self.qos_name = ''
         self.auto_reliability = None
         self.info_sub = None
-        self.k: Optional[np.ndarray] = None
-        self.k_size: Tuple[int, int] = (0, 0)
-        # (reception time ns, K, size) of the last valid camera_infos: an image uses the one
+        # image_pipeline's naming: image_rect* topics carry rectified images (P applies)
+        self.rectified = image_topic.rstrip('/').rpartition('/')[2].startswith('image_rect')
+        self.model: Optional[CameraModel] = None
+        # (reception time ns, model) of the last valid camera_infos: an image uses the one
         # that had arrived when the image arrived, whatever order the executor runs them in
-        self.k_history: Deque[Tuple[int, np.ndarray, Tuple[int, int]]] = deque(maxlen=16)
+        self.k_history: Deque[Tuple[int, CameraModel]] = deque(maxlen=16)
+        self.distortion_ignored_warned = False
         self.frame_id: Optional[str] = None
         self.received = 0
         self.rejected = 0
@@ -69,13 +72,13 @@ class Camera:
         # at a time); different cameras run in parallel on a multi-threaded executor.
         self.group = MutuallyExclusiveCallbackGroup()
 
-    def camera_info_at(self, received_ns: int):
-        """Return ``(K, size)`` of the newest camera_info received before ``received_ns``."""
+    def camera_info_at(self, received_ns: int) -> Optional[CameraModel]:
+        """Return the model of the newest camera_info received before ``received_ns``."""
         if not received_ns:
-            return None if self.k is None else (self.k, self.k_size)
-        for when, k, size in reversed(self.k_history):
+            return self.model
+        for when, model in reversed(self.k_history):
             if not when or when <= received_ns:
-                return k, size
+                return model
         return None
 
 
@@ -190,14 +193,14 @@ class CameraInputs:
     def on_camera_info(self, msg, cam: Camera, info=None):
         """Keep a valid K (with its reception time); count and report an invalid one."""
         try:
-            k, size = camera_info_to_k(msg)
+            model = camera_info_to_model(msg)
         except ConversionError as exc:
             self._node.session.count('camera_info_rejected')
             self._node.guard.warn((cam.info_topic, 'info', reason_kind(exc)),
                                   f'{cam.info_topic}: ignored: {exc}')
             return
-        cam.k, cam.k_size = k, size
-        cam.k_history.append((received_ns(info), k, size))
+        cam.model = model
+        cam.k_history.append((received_ns(info), model))
 
     def on_image(self, msg, cam: Camera, info=None):
         """Validate and convert one image; offer it to the keyframe buffer."""
@@ -249,26 +252,50 @@ class CameraInputs:
             warn((cam.sub_topic, 'frame_id'), f'{cam.sub_topic}: frame_id changed from '
                  f'{cam.frame_id!r} to {msg.header.frame_id!r}')
         cam.frame_id = msg.header.frame_id
-        k = None
-        known = cam.camera_info_at(received_ns(info))
-        if cfg.use_camera_info and known is not None:
-            try:
-                k = k_for_image(known[0], known[1], (rgb.shape[1], rgb.shape[0]))
-            except ConversionError as exc:
-                session.count('camera_info_rejected')
-                warn((cam.info_topic, 'size'), f'{cam.info_topic}: K not used: {exc}')
+        k, model = self._calibration(cam, (int(rgb.shape[1]), int(rgb.shape[0])), info)
         name = f'{cam.image_topic}@{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}'
-        frame = Frame(image=rgb, name=name, stamp_ns=stamp_ns, camera=cam.image_topic, K=k)
+        frame = Frame(image=rgb, name=name, stamp_ns=stamp_ns, camera=cam.image_topic, K=k,
+                      camera_model=model)
         if buffer.offer(frame, thumbnail(rgb)) != ACCEPTED:
             return
         buffered, announce = session.keyframe_accepted(cfg.min_views)
         node.outputs.event('image_received', camera=cam.image_topic, name=name,
                            stamp_ns=stamp_ns, width=int(rgb.shape[1]),
-                           height=int(rgb.shape[0]), has_k=k is not None, buffered=buffered,
-                           min_views=cfg.min_views)
+                           height=int(rgb.shape[0]), has_k=k is not None or model is not None,
+                           distortion=model.distortion_model if model is not None else '',
+                           buffered=buffered, min_views=cfg.min_views)
         if announce:
             node.outputs.event('upload_complete', buffered=buffered, min_views=cfg.min_views)
         node.maybe_auto_trigger()
+
+    def _calibration(self, cam: Camera, size: Tuple[int, int], info):
+        """
+        Return ``(K, model)`` for an image of ``size``: K for a pinhole image, or the raw model.
+
+        A raw image whose camera_info has lens distortion keeps its model (the worker removes
+        the distortion before the backend runs, ``undistort`` parameter); otherwise K is the
+        effective intrinsics (binning and ROI applied; P for ``image_rect*`` topics).
+        """
+        node = self._node
+        known = cam.camera_info_at(received_ns(info))
+        if not node.config.use_camera_info or known is None:
+            return None, None
+        try:
+            model = model_for_image(known, size, cam.rectified)
+        except ConversionError as exc:
+            node.session.count('camera_info_rejected')
+            node.guard.warn((cam.info_topic, 'size'), f'{cam.info_topic}: K not used: {exc}')
+            return None, None
+        if not model.has_distortion:
+            return np.array(model.K_eff, np.float64), None
+        if node.config.undistort:
+            return None, model
+        if not cam.distortion_ignored_warned:
+            cam.distortion_ignored_warned = True
+            node.get_logger().warning(
+                f'{cam.info_topic}: {model.distortion_model} lens distortion ignored '
+                '(undistort is false): geometry from raw images will be biased')
+        return np.array(model.K_eff, np.float64), None
 
     def _check_size(self, cam: Camera, size: Tuple[int, int]):
         """Report (once per change, counted) a camera whose size changes or differs."""

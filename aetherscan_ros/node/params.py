@@ -70,6 +70,10 @@ PARAMS: Tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec('use_camera_info', 'bool', True,
               'Pass the camera_info intrinsics K to the backend (otherwise it estimates them).'),
+    ParamSpec('undistort', 'bool', True,
+              'Remove the lens distortion of raw images (camera_info D: plumb_bob, '
+              'rational_polynomial, equidistant) before reconstruction; image_rect* topics are '
+              'taken as rectified (P).'),
     ParamSpec('max_image_side', 'int', 4096,
               'Images whose width or height exceeds this many pixels are rejected.',
               bounds=(16, 16384)),
@@ -151,6 +155,7 @@ class NodeConfig:
     image_qos: str
     camera_info_topics: Tuple[str, ...]
     use_camera_info: bool
+    undistort: bool
     max_image_side: int
     backend: str
     model: str

@@ -6,6 +6,7 @@ from typing import Tuple
 
 import numpy as np
 
+from aetherscan_ros.core.camera_model import CameraModel, CameraModelError
 from aetherscan_ros.ros.errors import ConversionError
 from aetherscan_ros.ros.stamps import ns_to_stamp
 
@@ -27,6 +28,45 @@ def camera_info_to_k(msg) -> Tuple[np.ndarray, Tuple[int, int]]:
     if abs(k[2, 2] - 1.0) > 1e-6 or np.any(k[2, :2] != 0) or k[1, 0] != 0:
         raise ConversionError('K is not a pinhole matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]]')
     return k, (int(msg.width), int(msg.height))
+
+
+def camera_info_to_model(msg) -> CameraModel:
+    """
+    Return the full :class:`CameraModel` of a ``sensor_msgs/CameraInfo`` (validated).
+
+    K is checked as :func:`camera_info_to_k` does (same reasons); then D, R, P, binning and
+    ROI as ``image_geometry`` reads them. Raises :class:`ConversionError` with the reason.
+    """
+    camera_info_to_k(msg)
+    try:
+        return CameraModel.from_fields(
+            int(msg.width), int(msg.height), msg.distortion_model, list(msg.d), list(msg.k),
+            list(msg.r), list(msg.p), int(msg.binning_x), int(msg.binning_y), msg.roi)
+    except CameraModelError as exc:
+        raise ConversionError(str(exc)) from None
+
+
+def model_for_image(model: CameraModel, image_size: Tuple[int, int],
+                    rectified: bool) -> CameraModel:
+    """
+    Return the model that describes an image of ``image_size`` from this camera.
+
+    ``rectified``: the topic carries rectified images (``image_rect*``), so P applies and no
+    distortion is left. A CameraInfo without width/height (some drivers leave them 0) is taken
+    for any size, as K alone. Raises :class:`ConversionError` on a size mismatch (after
+    binning and ROI).
+    """
+    if rectified:
+        model = model.for_rectified_image()
+    if (model.width, model.height) == (0, 0):
+        return CameraModel.pinhole(model.K_eff)
+    if tuple(model.image_size) != tuple(image_size):
+        w, h = model.image_size
+        reduced = '' if (w, h) == (model.width, model.height) else ' (after binning/ROI)'
+        raise ConversionError(
+            f'camera_info is for {w}x{h}{reduced} but the image is '
+            f'{image_size[0]}x{image_size[1]}')
+    return model
 
 
 def k_for_image(k: np.ndarray, info_size: Tuple[int, int],
