@@ -62,7 +62,8 @@ def test_a_job_streams_every_point_in_chunks_of_this_session():
     assert job is not None and 'started reconstruction #1 with 3 views' in message
     assert session.try_start('service', 2, 8)[0] is None  # busy
     chunks, results = [], []
-    outcome = session.run(job, 2, chunks.extend, lambda *a: None, results.append)
+    outcome = session.run(job, 2, chunks.extend, lambda *a: None,
+                          lambda r, a: results.append(r))
     assert outcome.ok and results == [outcome.result]
     asm = ChunkAssembler()
     full = [asm.add(info, cloud) for info, cloud in chunks][-1]
@@ -77,7 +78,7 @@ def test_raw_frames_are_undistorted_before_the_backend():
     backend = RecordingBackend()
     session = _session(frames, backend)
     job, _ = session.try_start('service', 2, 8)
-    assert session.run(job, 100, lambda c: None, lambda *a: None, lambda r: None).ok
+    assert session.run(job, 100, lambda c: None, lambda *a: None, lambda r, a: None).ok
     got = backend.frames
     assert all(f.camera_model is None and f.K is not None for f in got)
     assert not np.array_equal(got[0].image, frames[0].image)  # the pixels were remapped
@@ -89,7 +90,7 @@ def test_a_frame_whose_model_does_not_fit_fails_the_job_and_keeps_the_frames():
                                     K.reshape(-1).tolist())
     session = _session(_frames(model=model), RecordingBackend())
     job, _ = session.try_start('service', 2, 8)
-    outcome = session.run(job, 100, lambda c: None, lambda *a: None, lambda r: None)
+    outcome = session.run(job, 100, lambda c: None, lambda *a: None, lambda r, a: None)
     assert not outcome.ok and 'f0' in outcome.error
     assert len(session.buffer) == 3 and session.auto_blocked
 
@@ -105,7 +106,7 @@ def test_close_cancels_a_running_job_at_its_next_step():
     session = _session(_frames(), backend)
     job, _ = session.try_start('service', 2, 8)
     chunks = []
-    outcome = session.run(job, 1, chunks.extend, lambda *a: None, lambda r: None)
+    outcome = session.run(job, 1, chunks.extend, lambda *a: None, lambda r, a: None)
     assert not outcome.ok and 'cancelled' in outcome.error
     assert len(chunks) == 1  # nothing was streamed after the cancel
 
@@ -120,5 +121,63 @@ def test_a_failing_chunk_stream_is_raised_for_job_crashed(monkeypatch):
     session = _session(_frames(), RecordingBackend())
     job, _ = session.try_start('service', 2, 8)
     with pytest.raises(MemoryError):
-        session.run(job, 1, lambda c: None, lambda *a: None, lambda r: None)
+        session.run(job, 1, lambda c: None, lambda *a: None, lambda r, a: None)
     assert session.job_crashed(job, MemoryError('x')) == 3 and len(session.buffer) == 3
+
+
+class PosedBackend(RecordingBackend):
+    """Returns given camera poses (a reconstruction at its own scale) and one point per view."""
+
+    def __init__(self, poses):
+        super().__init__()
+        self.poses = poses
+
+    def reconstruct(self, frames, progress=None):
+        result = super().reconstruct(frames, progress)
+        from dataclasses import replace
+        return replace(result, poses_c2w=self.poses.copy())
+
+
+def _trajectory(n, spacing=0.5):
+    from scipy.spatial.transform import Rotation
+    poses = np.repeat(np.eye(4)[None], n, 0)
+    for i in range(n):
+        poses[i, :3, :3] = Rotation.from_euler('y', 10 * i, degrees=True).as_matrix()
+        poses[i, :3, 3] = [spacing * i, 0.1 * i * i, 0.0]
+    return poses
+
+
+def test_tf_poses_anchor_the_result_in_metres_before_streaming():
+    from scipy.spatial.transform import Rotation
+    tf = _trajectory(4)  # metres, in the fixed frame
+    sim = np.eye(4)
+    sim[:3, :3] = Rotation.from_euler('xyz', [20, -40, 70], degrees=True).as_matrix()
+    sim[:3, 3] = [3.0, -1.0, 2.0]
+    recon = np.linalg.inv(sim) @ tf  # the reconstruction's frame ...
+    recon[:, :3, 3] /= 5.0          # ... at 1/5 of metric scale
+    session = _session(_frames(4), PosedBackend(recon))
+    job, _ = session.try_start('service', 2, 8)
+    chunks, got = [], []
+    outcome = session.run(job, 100, chunks.extend, lambda *a: None,
+                          lambda r, a: got.append((r, a)), tf_poses=tf,
+                          anchor_options={'min_baseline_m': 0.1})
+    assert outcome.ok and outcome.anchor.ok, outcome.anchor.reason
+    assert outcome.anchor.scale == pytest.approx(5.0, rel=1e-6)
+    result, anchor = got[0]
+    assert result.info['metric_scale'] is True
+    fixed = anchor.world_to_fixed @ result.poses_c2w  # carried through TF: the TF poses
+    assert np.allclose(fixed, tf, atol=1e-6)
+    streamed = np.concatenate([c.points for _, c in chunks if len(c)])
+    assert np.allclose(streamed, result.points)  # the chunks carry the metric points
+
+
+def test_a_refused_anchor_publishes_unscaled_with_the_reason():
+    still = np.repeat(_trajectory(1), 3, 0)  # the robot did not move: pure rotation at best
+    recon = _trajectory(3)
+    session = _session(_frames(3), PosedBackend(recon))
+    job, _ = session.try_start('service', 2, 8)
+    outcome = session.run(job, 100, lambda c: None, lambda *a: None, lambda r, a: None,
+                          tf_poses=still)
+    assert outcome.ok and not outcome.anchor.ok
+    assert 'baseline' in outcome.anchor.reason
+    assert np.allclose(outcome.result.poses_c2w, recon)  # not scaled

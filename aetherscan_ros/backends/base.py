@@ -51,6 +51,8 @@ class Frame:
         Which camera produced it (topic or file); frames of one camera share intrinsics.
     K : np.ndarray or None
         ``[3, 3]`` float64 intrinsics for this image's size, when known (camera_info).
+    frame_id : str
+        The image's optical frame (``header.frame_id``), for TF lookups; '' when unknown.
     camera_model : CameraModel or None
         The full calibration of a *raw* image whose lens distortion must still be removed
         (:func:`aetherscan_ros.core.undistortion.undistort_frame` does it before a backend
@@ -65,6 +67,7 @@ class Frame:
     camera: str = ''
     K: Optional[np.ndarray] = None
     camera_model: Optional['CameraModel'] = None
+    frame_id: str = ''
 
     @property
     def size(self):

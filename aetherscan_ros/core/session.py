@@ -17,13 +17,16 @@ returned :class:`JobOutcome` into logs, diagnostics and events. Continuous mappi
 anchoring grow here, beside the single-window job.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+
 from aetherscan_ros.backends.base import Frame, ReconstructionResult
 from aetherscan_ros.cloud import ChunkStream, point_budget, voxel_downsample
+from aetherscan_ros.core.anchoring import Anchor, estimate_anchor, scaled_world
 from aetherscan_ros.core.buffer import FrameBuffer
 from aetherscan_ros.core.undistortion import undistort_frame
 
@@ -44,7 +47,7 @@ class JobCancelled(Exception):
 
 ChunkSink = Callable[[List[tuple]], None]
 ProgressSink = Callable[[str, float, str], None]
-ResultSink = Callable[[ReconstructionResult], None]
+ResultSink = Callable[[ReconstructionResult, Optional[Anchor]], None]
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class JobOutcome:
     seconds: float
     error: str = ''
     chunks: int = 0
+    anchor: Optional[Anchor] = None  # the metric anchor (TF poses given), accepted or refused
 
     @property
     def ok(self) -> bool:
@@ -98,6 +102,7 @@ class ReconstructionSession:
         self.last_result_id = 0
         self.last_names: Tuple[str, ...] = ()
         self.last_error = ''
+        self.last_anchor: Optional[dict] = None  # summary of the last anchoring (fixed_frame)
         self._saved: Dict[int, str] = {}  # reconstruction id -> directory ~/save wrote
 
     # ------------------------------------------------------------------ state
@@ -181,25 +186,37 @@ class ReconstructionSession:
         return job, f'started reconstruction #{job.recon} with {len(frames)} views'
 
     def run(self, job: Job, chunk_points: int, on_chunks: ChunkSink, on_progress: ProgressSink,
-            on_result: ResultSink) -> JobOutcome:
+            on_result: ResultSink, tf_poses: Optional[np.ndarray] = None,
+            anchor_options: Optional[dict] = None) -> JobOutcome:
         """
         Run ``job`` on the backend, streaming chunks into ``on_chunks`` as views arrive.
 
         ``on_progress(stage, fraction, message)`` is called when the stage changes or the
-        fraction moved by :data:`PROGRESS_STEP`; ``on_result(result)`` after the last chunk,
-        before the job counts as done. An exception of the backend (or of the sinks)
-        is the outcome's ``error``: the frames go back to the buffer and automatic triggering
-        waits for a new keyframe. An exception outside that (the chunk stream itself) is
-        raised; the caller then calls :meth:`job_crashed`.
+        fraction moved by :data:`PROGRESS_STEP`; ``on_result(result, anchor)`` after the last
+        chunk, before the job counts as done.
+
+        ``tf_poses`` ``[V, 4, 4]`` (camera-to-fixed from TF, NaN where the lookup failed):
+        the result is anchored (:func:`aetherscan_ros.core.anchoring.estimate_anchor` with
+        ``anchor_options``); when the anchor is accepted, the points and camera translations are
+        scaled to metres before anything is streamed (TF cannot carry a scale), so the chunks are
+        held back until then. A refused anchor leaves the result as it is (``anchor.reason``).
+
+        An exception of the backend (or of the sinks) is the outcome's ``error``: the frames go
+        back to the buffer and automatic triggering waits for a new keyframe. An exception
+        outside that (the chunk stream itself) is raised; the caller then calls
+        :meth:`job_crashed`.
         """
         backend = self.backend
         stream = ChunkStream(job.recon, chunk_points, session=self.session_id)
         streamed = [0]
         last = ['', -1.0]
 
+        defer = tf_poses is not None
+
         def add_view(vc):
             self._check_cancel(job)
-            on_chunks(stream.add(vc.points, vc.colors, vc.confidence, vc.view))
+            if not defer:
+                on_chunks(stream.add(vc.points, vc.colors, vc.confidence, vc.view))
             streamed[0] += len(vc.points)
 
         def progress(ev):
@@ -223,8 +240,16 @@ class ReconstructionSession:
                 raise RuntimeError(f'the backend streamed {streamed[0]} points but returned '
                                    f'{result.num_points}')
             self._check_cancel(job)
+            anchor = None
+            if defer:
+                anchor = estimate_anchor(result.poses_c2w, tf_poses, **(anchor_options or {}))
+                if anchor.ok:
+                    result = anchored_result(result, anchor)
+                for view in range(result.num_views):
+                    vc = result.view_cloud(view)
+                    on_chunks(stream.add(vc.points, vc.colors, vc.confidence, vc.view))
             on_chunks(stream.finish())
-            on_result(result)
+            on_result(result, anchor)
         except Exception as exc:  # noqa: B902 - any backend failure keeps the frames
             seconds = time.monotonic() - start
             message = f'{type(exc).__name__}: {exc}'
@@ -246,7 +271,7 @@ class ReconstructionSession:
             self.stats['reconstructions_ok'] += 1
             self.stats['last_duration_s'] = seconds
             self.stats['last_points'] = result.num_points
-        return JobOutcome(job, result, seconds, '', stream.chunks_sent)
+        return JobOutcome(job, result, seconds, '', stream.chunks_sent, anchor)
 
     def _check_cancel(self, job: Job):
         if self.cancel.is_set():
@@ -273,6 +298,15 @@ class ReconstructionSession:
             return 0
         self.buffer.restore(job.frames)
         return len(job.frames)
+
+
+def anchored_result(result: ReconstructionResult, anchor: Anchor) -> ReconstructionResult:
+    """Return ``result`` in metres: points and camera translations times ``anchor.scale``."""
+    points, poses = scaled_world(anchor, result.points, result.poses_c2w)
+    info = dict(result.info)
+    info.update(metric_scale=True, anchor=anchor.to_dict())
+    return replace(result, points=points.astype(result.points.dtype, copy=False),
+                   poses_c2w=poses, info=info)
 
 
 def output_cloud(result: ReconstructionResult, voxel_size: float,

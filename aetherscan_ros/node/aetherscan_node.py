@@ -42,6 +42,7 @@ from aetherscan_ros.node.diagnostics import Diagnostics
 from aetherscan_ros.node.guard import Guard
 from aetherscan_ros.node.outputs import Outputs
 from aetherscan_ros.node.services import Services
+from aetherscan_ros.node.tf_input import TfInput
 from aetherscan_ros.node.worker import JobWorker
 
 NODE_NAME = 'aetherscan_node'
@@ -65,6 +66,7 @@ class AetherscanNode(Node):
         self.trigger_services = Services(self)
         self.cameras = CameraInputs(self)
         self.diagnostics = Diagnostics(self)
+        self.tf_input = TfInput(self, cfg.fixed_frame) if cfg.fixed_frame else None
 
         self._cb_timers = MutuallyExclusiveCallbackGroup()
         # Steady clock: with use_sim_time these must run before (and without) /clock.

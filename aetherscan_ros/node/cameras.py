@@ -255,7 +255,7 @@ class CameraInputs:
         k, model = self._calibration(cam, (int(rgb.shape[1]), int(rgb.shape[0])), info)
         name = f'{cam.image_topic}@{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}'
         frame = Frame(image=rgb, name=name, stamp_ns=stamp_ns, camera=cam.image_topic, K=k,
-                      camera_model=model)
+                      camera_model=model, frame_id=msg.header.frame_id)
         if buffer.offer(frame, thumbnail(rgb)) != ACCEPTED:
             return
         buffered, announce = session.keyframe_accepted(cfg.min_views)

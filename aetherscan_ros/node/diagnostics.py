@@ -74,6 +74,14 @@ class Diagnostics:
             values[f'{cam.sub_topic} qos_incompatible'] = cam.qos_incompatible
             values[f'{cam.sub_topic} seconds_since_last_frame'] = \
                 'never' if cam.last_time is None else round(now - cam.last_time, 1)
+        if node.config.fixed_frame:
+            anchor = node.session.last_anchor or {}
+            values['fixed_frame'] = node.config.fixed_frame
+            values['tf'] = node.tf_input.impl if node.tf_input is not None else 'off'
+            for key in ('ok', 'reason', 'scale', 'residual_rms_m', 'residual_max_m'):
+                values[f'anchor_{key}'] = anchor.get(key, '')
+            values['anchor_views_rejected'] = len(anchor.get('views_rejected', []))
+            values['tf_last_failure'] = node.tf_input.last_reason if node.tf_input else ''
         gpu = gpu_memory(backend)
         if gpu:
             values.update({f'gpu_{k}': v for k, v in gpu.items()})

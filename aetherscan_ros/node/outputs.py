@@ -23,7 +23,8 @@ from aetherscan_ros.core.session import output_cloud
 from aetherscan_ros.ros.events import event_msg
 from aetherscan_ros.ros.markers import frusta_markers, robust_extent
 from aetherscan_ros.ros.pointcloud2 import make_cloud_msg, MessageBuffer
-from aetherscan_ros.ros.tf import identity_transform, poses_to_pose_array, poses_to_transforms
+from aetherscan_ros.ros.tf import (
+    identity_transform, matrix_to_transform, poses_to_pose_array, poses_to_transforms)
 
 EVENT_HISTORY = 100  # ~/events is transient-local: a late subscriber gets the recent events
 
@@ -72,8 +73,13 @@ class Outputs:
                                                out=self._chunk_buffer.take()))
             self._node.session.count('chunks_published')
 
-    def publish_result(self, result: ReconstructionResult, stamp_ns: int):
-        """Publish the full cloud, the camera TF frames, poses and frustum markers."""
+    def publish_result(self, result: ReconstructionResult, stamp_ns: int, anchor=None):
+        """
+        Publish the full cloud, the camera TF frames, poses and frustum markers.
+
+        An accepted ``anchor`` (the result is already in metres) adds
+        ``fixed_frame -> world_frame`` (its rigid ``world_to_fixed``) to ``/tf_static``.
+        """
         cfg = self._node.config
         cloud, note = output_cloud(result, cfg.voxel_size, cfg.cloud_max_points)
         if note:
@@ -84,6 +90,9 @@ class Outputs:
             result.poses_c2w, cfg.world_frame, cfg.frame_prefix, stamp_ns)
         if cfg.parent_frame:
             transforms.insert(0, identity_transform(cfg.parent_frame, cfg.world_frame, stamp_ns))
+        if anchor is not None and anchor.ok:
+            transforms.insert(0, matrix_to_transform(anchor.world_to_fixed, cfg.fixed_frame,
+                                                     cfg.world_frame, stamp_ns))
         self.tf_static.publish(TFMessage(transforms=transforms))
         self.poses.publish(poses_to_pose_array(result.poses_c2w, cfg.world_frame, stamp_ns))
         depth = cfg.frustum_scale or 0.1 * robust_extent(result.points) or 0.1

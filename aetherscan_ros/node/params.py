@@ -70,6 +70,18 @@ PARAMS: Tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec('use_camera_info', 'bool', True,
               'Pass the camera_info intrinsics K to the backend (otherwise it estimates them).'),
+    ParamSpec('fixed_frame', 'string', '',
+              "TF frame to anchor reconstructions in (e.g. odom or map): each image's optical "
+              'frame (header.frame_id) is looked up in it at the image stamp, and a robust '
+              'similarity puts the cloud there in metres. Empty = off.', read_only=True),
+    ParamSpec('tf_timeout', 'double', 0.5,
+              'Seconds to wait for TF of one image (fixed_frame set).', bounds=(0.0, 10.0)),
+    ParamSpec('anchor_min_baseline', 'double', 0.05,
+              'Least spread (m) of the TF camera centres for metric anchoring.',
+              bounds=(0.0, 1000.0)),
+    ParamSpec('anchor_max_residual', 'double', 0.05,
+              'Largest RMS residual (m) of the camera centres accepted for anchoring.',
+              bounds=(0.0, 1000.0)),
     ParamSpec('undistort', 'bool', True,
               'Remove the lens distortion of raw images (camera_info D: plumb_bob, '
               'rational_polynomial, equidistant) before reconstruction; image_rect* topics are '
@@ -155,6 +167,10 @@ class NodeConfig:
     image_qos: str
     camera_info_topics: Tuple[str, ...]
     use_camera_info: bool
+    fixed_frame: str
+    tf_timeout: float
+    anchor_min_baseline: float
+    anchor_max_residual: float
     undistort: bool
     max_image_side: int
     backend: str
@@ -257,10 +273,16 @@ def validate(values: Mapping[str, object]) -> Optional[str]:
         return (f'min_views ({merged["min_views"]}) must not exceed max_views '
                 f'({merged["max_views"]})')
     for name, allow_empty in (('world_frame', False), ('parent_frame', True),
+                              ('fixed_frame', True),
                               ('frame_prefix', True)):
         reason = check_frame(merged[name], name, allow_empty)
         if reason:
             return reason
+    if merged['fixed_frame'] and merged['parent_frame']:
+        return ('parent_frame and fixed_frame exclude each other: with fixed_frame the '
+                'anchor places world_frame (parent_frame would glue it in unscaled)')
+    if merged['fixed_frame'] and merged['fixed_frame'] == merged['world_frame']:
+        return 'fixed_frame must differ from world_frame'
     if merged['parent_frame'] and merged['parent_frame'] == merged['world_frame']:
         return 'parent_frame must differ from world_frame'
     if not str(merged['output_dir']).strip():

@@ -13,6 +13,8 @@ import threading
 import time
 import traceback
 
+import numpy as np
+
 from aetherscan_ros.core.session import Job, JobOutcome
 
 # How long shutdown waits for a native backend call to return before it gives up.
@@ -119,17 +121,59 @@ class JobWorker:
         def on_chunks(chunks):
             outputs.publish_chunks(chunks, stamp_ns)
 
-        def on_result(result):
-            outputs.publish_result(result, stamp_ns)
+        def on_result(result, anchor):
+            outputs.publish_result(result, stamp_ns, anchor)
 
+        tf_poses, options = self._tf_poses(job)
         outcome = node.session.run(job, node.config.chunk_points, on_chunks, on_progress,
-                                   on_result)
+                                   on_result, tf_poses, options)
+        if outcome.anchor is not None:
+            self._report_anchor(outcome)
         if outcome.ok:
             self._report_done(outcome)
         elif node.session.cancel.is_set():
             node.get_logger().info(f'reconstruction #{job.recon} stopped: shutting down')
         else:
             self._report_failed(outcome)
+
+    def _tf_poses(self, job: Job):
+        """Return ``(camera-to-fixed [V, 4, 4] with NaN where TF failed, options)`` or Nones."""
+        node = self._node
+        tf_input = node.tf_input
+        if tf_input is None:
+            return None, None
+        cfg = node.config
+        poses = np.full((len(job.frames), 4, 4), np.nan)
+        reasons = []
+        for i, frame in enumerate(job.frames):
+            pose, reason = tf_input.pose(frame.frame_id, frame.stamp_ns, cfg.tf_timeout)
+            if pose is None:
+                reasons.append(f'view {i}: {reason}')
+            else:
+                poses[i] = pose
+        if reasons:
+            node.guard.warn(('tf', 'lookup'), f'TF lookups failed for {len(reasons)} of '
+                            f'{len(job.frames)} views: ' + '; '.join(reasons[:3]))
+        options = {'min_baseline_m': cfg.anchor_min_baseline,
+                   'max_residual_m': cfg.anchor_max_residual}
+        return poses, options
+
+    def _report_anchor(self, outcome: JobOutcome):
+        node, anchor = self._node, outcome.anchor
+        fixed = node.config.fixed_frame
+        node.session.last_anchor = anchor.to_dict()
+        if anchor.ok:
+            node.get_logger().info(
+                f'reconstruction #{outcome.job.recon} anchored in {fixed}: scale '
+                f'{anchor.scale:.4g}, residual RMS {anchor.residual_rms_m:.3f} m (max '
+                f'{anchor.residual_max_m:.3f} m), {len(anchor.views_used)} views used, '
+                f'{len(anchor.views_rejected)} rejected')
+        else:
+            node.get_logger().warning(
+                f'reconstruction #{outcome.job.recon} not anchored in {fixed}: {anchor.reason}; '
+                'published unanchored (no metric scale)')
+        node.outputs.event('anchor', reconstruction=outcome.job.recon, fixed_frame=fixed,
+                           **anchor.to_dict())
 
     def _report_done(self, outcome: JobOutcome):
         node, job, result = self._node, outcome.job, outcome.result
@@ -141,7 +185,9 @@ class JobWorker:
                            total_points=result.num_points, views=result.num_views,
                            chunks=outcome.chunks, backend=result.backend,
                            seconds=round(outcome.seconds, 3), stamp_ns=job.stamp_ns,
-                           frames=[f.name for f in job.frames], info=dict(result.info))
+                           frames=[f.name for f in job.frames], info=dict(result.info),
+                           anchor=(outcome.anchor.to_dict() if outcome.anchor is not None
+                                   else None))
         node.maybe_auto_trigger()
 
     def _report_failed(self, outcome: JobOutcome):

@@ -34,21 +34,24 @@ def poses_to_transforms(poses_c2w: np.ndarray, world_frame: str, frame_prefix: s
     Views without a pose (non-finite, e.g. not registered by the classical backend) are left
     out; ``i`` stays the view index in the reconstruction.
     """
-    out = []
-    for view, pose in enumerate(np.asarray(poses_c2w, np.float64)):
-        if not np.all(np.isfinite(pose)):
-            continue
-        msg = TransformStamped()
-        msg.header.stamp = ns_to_stamp(stamp_ns)
-        msg.header.frame_id = world_frame
-        msg.child_frame_id = view_frame(frame_prefix, view)
-        pose_msg = _pose_msg(pose)
-        msg.transform.translation.x = pose_msg.position.x
-        msg.transform.translation.y = pose_msg.position.y
-        msg.transform.translation.z = pose_msg.position.z
-        msg.transform.rotation = pose_msg.orientation
-        out.append(msg)
-    return out
+    return [matrix_to_transform(pose, world_frame, view_frame(frame_prefix, view), stamp_ns)
+            for view, pose in enumerate(np.asarray(poses_c2w, np.float64))
+            if np.all(np.isfinite(pose))]
+
+
+def matrix_to_transform(pose: np.ndarray, parent: str, child: str,
+                        stamp_ns: int) -> TransformStamped:
+    """Return the ``TransformStamped`` parent -> child of a rigid ``[4, 4]`` pose of child."""
+    msg = TransformStamped()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = parent
+    msg.child_frame_id = child
+    pose_msg = _pose_msg(np.asarray(pose, np.float64))
+    msg.transform.translation.x = pose_msg.position.x
+    msg.transform.translation.y = pose_msg.position.y
+    msg.transform.translation.z = pose_msg.position.z
+    msg.transform.rotation = pose_msg.orientation
+    return msg
 
 
 def identity_transform(parent: str, child: str, stamp_ns: int) -> TransformStamped:
