@@ -38,6 +38,14 @@ def test_qos_mismatch_missing_publisher_and_silence_are_reported(ros, tmp_path):
     from sensor_msgs.msg import Image
 
     rig = NodeRig(tmp_path)
+    # a best-effort camera in another process: it can never reach a reliable subscription.
+    # Started before the node, so it is in the graph (also on a loaded machine) before the
+    # first silence check; it stays until the silence warnings are checked (they name its QoS).
+    camera = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve().parent / 'robust_helpers' /
+                             'malformed.py'), '--case', 'one_by_one', '--topic', QB,
+         '--qos', 'best_effort', '--count', '1', '--linger', '120'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ), text=True)
     try:
         proc = rig.node(backend='classical', image_topics=[QA, QB, QC], image_qos='reliable',
                         auto_trigger=False, min_views=2, max_views=64,
@@ -52,13 +60,6 @@ def test_qos_mismatch_missing_publisher_and_silence_are_reported(ros, tmp_path):
             reliable.publish(malformed.good_image(3_000_000_000 + i * 10 ** 8, seed=i))
         assert mon.spin_until(lambda: rig.diag_int('buffered') == 3, 20.0), mon.diagnostics
 
-        # a best-effort camera in another process: it can never reach a reliable subscription.
-        # It stays in the graph until the silence warnings are checked (they name its QoS).
-        camera = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve().parent / 'robust_helpers' /
-                                 'malformed.py'), '--case', 'one_by_one', '--topic', QB,
-             '--qos', 'best_effort', '--count', '1', '--linger', '120'],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ), text=True)
         try:
             assert rig.wait_log(f'{QB}: a publisher has QoS incompatible with this '
                                 'subscription (policy RELIABILITY', 30.0), rig.log()
@@ -102,4 +103,7 @@ def test_qos_mismatch_missing_publisher_and_silence_are_reported(ros, tmp_path):
         assert len(_lines(rig.log(), f'{QA}: no image for')) == 2
         assert proc.poll() is None and 'Traceback' not in rig.log()
     finally:
+        if camera.poll() is None:
+            camera.terminate()
+            camera.communicate(timeout=60)
         rig.close()

@@ -306,11 +306,12 @@ def test_wait_for_fails_with_the_reason_after_the_timeout():
 
 def test_lookups_stay_consistent_while_another_thread_inserts():
     buf = TfBuffer(cache_time_s=0.5)
-    _put(buf, 'odom', 'base', 0, Rotation.identity(), [0, 0, 0])
+    # the first sample at 1 ms, not 0: a lookup at stamp 0 means 'the latest', which moves
+    _put(buf, 'odom', 'base', 1_000_000, Rotation.identity(), [1e-3, 0, 0])
     errors = []
 
     def publish():
-        for i in range(1, 2000):
+        for i in range(2, 2000):
             buf.set_transform('odom', 'base', i * 1_000_000, [i * 1e-3, 0, 0], [0, 0, 0, 1])
 
     thread = threading.Thread(target=publish)
