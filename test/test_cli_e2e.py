@@ -208,3 +208,141 @@ def test_ctrl_c_during_a_run(demo_dir, tmp_path):
     assert 'aetherscan reconstruct: interrupted' in err and 'Traceback' not in err
     assert not (out / 'cloud.ply').exists()
     assert not [p for p in out.iterdir() if p.name.endswith('.tmp')]
+
+
+# ------------------------------------------- raw images of a real lens: --camera-info (issue 13)
+
+LENSES = ('plumb_bob', 'equidistant')
+FIGURES = ('rotation_error_deg_max', 'relative_rotation_error_deg_max', 'center_error_pct_max',
+           'accuracy_pct', 'completeness_pct')
+
+
+def _reconstruct_and_eval(out, gt_dir, *args):
+    """Return (eval scores or None when the reconstruction failed, reconstruct's process)."""
+    proc = _aetherscan('reconstruct', *args, '-o', out, '--backend', 'classical',
+                       '--no-preview')
+    if proc.returncode != 0:
+        return None, proc
+    scores = _aetherscan('eval', out, gt_dir, '--json')
+    assert scores.returncode == 0, scores.stderr
+    return json.loads(scores.stdout), proc
+
+
+def _figures(label, scores):
+    if scores is None:
+        return f'{label:<34} failed'
+    return f'{label:<34} ' + '  '.join(f'{key} {scores[key]:.3f}' for key in FIGURES)
+
+
+@pytest.fixture(scope='module')
+def undistorted_scores(demo_dir):
+    scores, proc = _reconstruct_and_eval(demo_dir.parent / 'result_pinhole', demo_dir, demo_dir,
+                                         '--intrinsics', _intrinsics(demo_dir))
+    assert scores is not None, proc.stderr
+    return scores
+
+
+@pytest.mark.parametrize('lens', LENSES)
+def test_raw_images_with_their_camera_info_reconstruct_like_pinhole_ones(demo_dir,
+                                                                         undistorted_scores,
+                                                                         lens, tmp_path):
+    # the demo scene of demo_dir (same seed, views, size) through a real lens
+    raw_dir = tmp_path / lens
+    proc = _aetherscan('demo-scene', raw_dir, '--views', VIEWS, '--width', WIDTH,
+                       '--height', HEIGHT, '--seed', 3, '--distortion', lens)
+    assert proc.returncode == 0, proc.stderr
+    calib = raw_dir / 'camera_info.yaml'
+    assert f'--camera-info {calib}' in proc.stdout and f'raw, {lens} distortion' in proc.stdout
+    from aetherscan_ros.core.calibration_file import read_calibration_yaml
+    from aetherscan_ros.core.undistortion import undistorted_intrinsics
+    model = read_calibration_yaml(calib)
+    assert model.distortion_model == lens and model.has_distortion
+    frames = sorted(raw_dir.glob('frame_*.png'))
+    assert len(frames) == VIEWS
+    # with the lens model: the images are undistorted first (calibration file before images,
+    # as `--camera-info DIR/camera_info.yaml DIR/frame_*.png` puts them)
+    out = tmp_path / 'with_model'
+    with_model, proc = _reconstruct_and_eval(out, raw_dir, '--camera-info', calib, *frames)
+    assert with_model is not None, proc.stderr
+    assert f'intrinsics from --camera-info ({lens} lens, images undistorted)' in proc.stderr
+    flat = ' '.join(proc.stdout.split())
+    assert 'intrinsics: known (--camera-info), fixed' in flat
+    assert f'lens: {lens} distortion removed before reconstruction (camera_info.yaml)' in flat
+    poses = read_poses_json(out / 'poses.json')
+    assert poses.info['intrinsics'] == 'known (--camera-info), fixed'
+    assert poses.info['lens'].startswith(f'{lens} distortion removed')
+    np.testing.assert_allclose(poses.intrinsics, [undistorted_intrinsics(model)] * VIEWS)
+    # ignoring the lens: the same raw images with K only
+    k = model.K
+    ignored, ignored_proc = _reconstruct_and_eval(
+        tmp_path / 'without_model', raw_dir, raw_dir, '--intrinsics',
+        ','.join(repr(float(v)) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2])))
+    print(f'\n{lens} (classical, {VIEWS} views {WIDTH}x{HEIGHT}; lengths in % of the extent)')
+    print(_figures('undistorted scene, --intrinsics', undistorted_scores))
+    print(_figures('raw + --camera-info (the model)', with_model))
+    print(_figures('raw + --intrinsics (lens ignored)', ignored))
+    # equal within noise to the scene rendered without distortion
+    base = undistorted_scores
+    assert with_model['registered_views'] == VIEWS
+    assert with_model['rotation_error_deg_max'] < 1.0
+    assert with_model['relative_rotation_error_deg_max'] < \
+        base['relative_rotation_error_deg_max'] + 0.2
+    assert with_model['center_error_pct_max'] < base['center_error_pct_max'] + 0.1
+    assert with_model['accuracy_pct'] < 1.5 * base['accuracy_pct'] + 0.1
+    assert with_model['completeness_pct'] < 1.5 * base['completeness_pct'] + 0.2
+    # clearly worse without the lens model (or no result at all): the model is what helps
+    if ignored is None:
+        assert ignored_proc.returncode == 1, ignored_proc.stderr
+        return
+    assert ignored['relative_rotation_error_deg_max'] > max(
+        1.0, 5 * with_model['relative_rotation_error_deg_max'])
+    assert ignored['accuracy_pct'] > max(1.0, 5 * with_model['accuracy_pct'])
+    assert ignored['completeness_pct'] > 3 * with_model['completeness_pct']
+
+
+def _main_error(capsys, argv):
+    from aetherscan_ros.cli.app import main
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if ': error: ' in line]
+    assert len(errors) == 1 and 'Traceback' not in err, err
+    return code, errors[0]
+
+
+def test_camera_info_errors_name_the_file_and_the_reason(demo_dir, tmp_path, capsys):
+    from aetherscan_ros.core.calibration_file import write_calibration_yaml
+    from aetherscan_ros.core.camera_model import CameraModel
+    frames = [str(demo_dir / f'frame_{i:03d}.png') for i in range(VIEWS)]
+    out = str(tmp_path / 'out')
+    missing = tmp_path / 'missing.yaml'
+    broken = tmp_path / 'broken.yaml'
+    broken.write_text('image_width: 320\nimage_height: 240\ndistortion_model: plumb_bob\n')
+    vga = write_calibration_yaml(
+        CameraModel(width=640, height=480, distortion_model='plumb_bob',
+                    D=(-0.27, 0.07, 0.0, 0.0, 0.0),
+                    K=[[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]]),
+        tmp_path / 'vga.yaml')
+    bad_d = tmp_path / 'bad_d.yaml'
+    bad_d.write_text(vga.read_text().replace('image_width: 640', 'image_width: 320')
+                     .replace('image_height: 480', 'image_height: 240')
+                     .replace('distortion_model: plumb_bob', 'distortion_model: equidistant'))
+    cases = [
+        ([str(missing)], f'--camera-info {missing}: cannot read the calibration file'),
+        ([str(broken)], f'--camera-info {broken}: missing key camera_matrix'),
+        ([str(vga)], f'--camera-info {vga}: describes 640x480 images but '
+                     f'{frames[0]} is 320x240'),
+        ([str(bad_d)], f'--camera-info {bad_d}: distortion_coefficients: distortion_model '
+                       'equidistant needs 4 coefficients in D, got 5'),
+        ([str(vga), str(vga)], f'--camera-info given 2 times for {VIEWS} images'),
+    ]
+    for calib, message in cases:
+        code, error = _main_error(capsys, ['reconstruct', '-o', out, '--camera-info', *calib,
+                                           *frames])
+        assert code == 2 and message in error, (calib, error)
+    code, error = _main_error(capsys, ['reconstruct', *frames, '-o', out, '--camera-info',
+                                       str(vga), '--intrinsics', '262.5,262.5,159.5,119.5'])
+    assert code == 2 and 'not allowed with argument' in error, error
+    assert not (tmp_path / 'out').exists()

@@ -53,10 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument('--backend', choices=('auto', 'fast3r', 'classical'), default='auto',
                      help='auto: Fast3R when its weights and torch work, else classical '
                           '(default: %(default)s)')
-    rec.add_argument('--intrinsics', action='extend', nargs='+', metavar='FX,FY,CX,CY',
-                     help='pinhole intrinsics in pixels of the input images: once for all '
-                          'images, or once per image in order (stereo rigs differ in principal '
-                          'point); omitted: estimated')
+    known = rec.add_mutually_exclusive_group()
+    known.add_argument('--intrinsics', action='extend', nargs='+', metavar='FX,FY,CX,CY',
+                       help='pinhole intrinsics in pixels of the input images: once for all '
+                            'images, or once per image in order (stereo rigs differ in '
+                            'principal point); omitted: estimated')
+    known.add_argument('--camera-info', action='extend', nargs='+', metavar='FILE',
+                       help='calibration file(s) in the YAML format of ROS camera_calibrator / '
+                            'camera_calibration_parsers (K, and D with distortion_model '
+                            'plumb_bob, rational_polynomial or equidistant): once for all '
+                            'images, or once per image in order. The images are taken as raw '
+                            '(distorted) and undistorted before reconstruction; poses.json '
+                            'then gives the undistorted K')
     rec.add_argument('--model', default='', metavar='PATH_OR_REPO',
                      help='Fast3R checkpoint: a directory with config.json + '
                           'model.safetensors, or a hub repo id (default '
@@ -72,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         'demo-scene', parents=[common], help='render a textured demo scene with ground truth',
         description='Render the synthetic textured room from a camera path and write its RGB '
                     'frames (frame_NNN.png), depth maps (depth_NNN.png, uint16 mm), surface '
-                    'samples and ground_truth.json (K, camera-to-world poses) to OUT_DIR. '
+                    'samples, ground_truth.json (K, camera-to-world poses) and '
+                    'camera_info.yaml (the calibration, for --camera-info) to OUT_DIR. '
                     'Deterministic from --seed; nothing is downloaded.')
     demo.add_argument('output_dir', metavar='OUT_DIR')
     demo.add_argument('--views', type=int, default=8, help='number of views (default 8)')
@@ -82,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--path', default='orbit', metavar='orbit|robot',
                       help='camera path: orbit around the table or a robot-like sideways '
                            'drive (default orbit)')
+    demo.add_argument('--distortion', choices=('none', 'plumb_bob', 'equidistant'),
+                      default='none',
+                      help='lens of the camera: none (pinhole), plumb_bob (a stereo head, k1 '
+                           '-0.27) or equidistant (a fisheye); frames are then raw distorted '
+                           'images. camera_info.yaml (K, D) is written either way '
+                           '(default none)')
     demo.set_defaults(func=cmd_demo_scene)
 
     ev = verbs.add_parser(

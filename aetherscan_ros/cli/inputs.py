@@ -4,8 +4,8 @@
 The image and intrinsics arguments of ``aetherscan reconstruct``.
 
 Expands files and directories into image paths, reads images (refusing huge or float images from
-their header), checks their sizes and parses ``--intrinsics``. numpy, OpenCV and Pillow are
-imported only when an image is read.
+their header), checks their sizes, parses ``--intrinsics`` and reads ``--camera-info``
+calibration files. numpy, OpenCV and Pillow are imported only when an image is read.
 """
 
 import os
@@ -95,6 +95,59 @@ def split_image_arguments(images: Sequence[str], intrinsics: Sequence[str]
         else:
             kept.append(text)
     return images, kept
+
+
+def split_camera_info_arguments(images: Sequence[str], camera_info: Sequence[str]
+                                ) -> Tuple[List[str], List[str]]:
+    """
+    Return ``(images, camera_info)`` with images that argparse put into --camera-info moved.
+
+    In ``--camera-info cam.yaml *.png`` argparse hands the images to ``--camera-info`` too. A
+    directory or a file with an image extension is not a calibration file: it goes back to the
+    images, keeping the command-line order.
+    """
+    images, kept = list(images), []
+    for text in camera_info:
+        if os.path.isdir(text) or Path(text).suffix.lower() in IMAGE_EXTENSIONS:
+            images.append(text)
+        else:
+            kept.append(text)
+    return images, kept
+
+
+def build_camera_models(texts: Sequence[str], paths: Sequence[Path],
+                        sizes: Sequence[Tuple[int, int]]):
+    """
+    Return one :class:`~aetherscan_ros.core.camera_model.CameraModel` per image (or ``None`` each).
+
+    ``texts`` holds one calibration file (camera_calibration_parsers YAML, as ROS's camera
+    calibrator writes it) for all images or one per image, in order. The file's image size must
+    be the image's. Raises :class:`CliError` naming the file and the reason.
+    """
+    if not texts:
+        return [None] * len(paths)
+    if len(texts) not in (1, len(paths)):
+        raise CliError(f'--camera-info given {len(texts)} times for {len(paths)} images: give it '
+                       'once for all images or once per image, in image order')
+    from aetherscan_ros.core.calibration_file import read_calibration_yaml
+    from aetherscan_ros.core.camera_model import CameraModelError
+    models = {}
+    for text in dict.fromkeys(texts):
+        try:
+            models[text] = read_calibration_yaml(text)
+        except CameraModelError as exc:  # CalibrationFileError: names the file and the key
+            raise CliError(f'--camera-info {exc}') from None
+    result = []
+    for i, path in enumerate(paths):
+        text = texts[0] if len(texts) == 1 else texts[i]
+        model = models[text]
+        expected = model.image_size
+        if all(expected) and tuple(expected) != tuple(sizes[i]):
+            raise CliError(f'--camera-info {text}: describes {expected[0]}x{expected[1]} images '
+                           f'but {path} is {sizes[i][0]}x{sizes[i][1]} (a calibration holds '
+                           'for the resolution it was made at)')
+        result.append(model)
+    return result
 
 
 def read_image(path: Path):

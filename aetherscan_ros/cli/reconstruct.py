@@ -8,22 +8,23 @@ from pathlib import Path
 import sys
 import textwrap
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from aetherscan_ros.cli.common import CliError, EXIT_FAILED, EXIT_OK
 from aetherscan_ros.cli.inputs import (
-    _display_names, build_intrinsics, check_image_sizes, expand_image_args, read_image,
-    split_image_arguments)
+    _display_names, build_camera_models, build_intrinsics, check_image_sizes, expand_image_args,
+    read_image, split_camera_info_arguments, split_image_arguments)
 
 RANDOM_WEIGHTS = 'random weights (not a trained model)'
 # result.info keys the summary shows first; the others follow while the screen has room
-SUMMARY_INFO_KEYS = ('model', 'device', 'dtype', 'method', 'intrinsics', 'registered_views',
-                     'mean_reprojection_error_px', 'unit')
+SUMMARY_INFO_KEYS = ('model', 'device', 'dtype', 'method', 'intrinsics', 'lens',
+                     'registered_views', 'mean_reprojection_error_px', 'unit')
 SUMMARY_INFO_SKIP = ('unregistered', 'unregistered_policy', 'confidence', 'points_per_view',
                      'warning')
 SUMMARY_WIDTH = 100  # long lines wrap at word boundaries under their label; nothing is cut
 SUMMARY_INDENT = ' ' * 12
 INTRINSICS_SOURCE = '--intrinsics'  # where known K come from here (the node's: camera_info)
+CAMERA_INFO_SOURCE = '--camera-info'  # calibration files: K + lens distortion
 
 
 class ProgressPrinter:
@@ -119,6 +120,43 @@ def format_summary(result, reason: str, paths: Sequence[Path], outputs: Sequence
     return '\n'.join(lines)
 
 
+def undistorted_frames(frames, paths: Sequence[Path], camera_info: Sequence[str]) -> list:
+    """
+    Return ``frames`` as pinhole images: lens distortion removed where a camera model says so.
+
+    Each frame's ``camera`` label names its calibration (frames of one camera share one K);
+    raises :class:`CliError` naming the file and the calibration when a model does not fit.
+    """
+    from aetherscan_ros.core.camera_model import CameraModelError
+    from aetherscan_ros.core.undistortion import undistort_frame
+    out = []
+    for i, frame in enumerate(frames):
+        try:
+            pinhole = undistort_frame(frame)
+        except CameraModelError as exc:
+            calib = camera_info[0] if len(camera_info) == 1 else camera_info[i]
+            raise CliError(f'--camera-info {calib} cannot undistort {paths[i]}: {exc}') \
+                from None
+        K = pinhole.K
+        camera = f'{pinhole.size[0]}x{pinhole.size[1]}' + ('' if K is None else ' ' + ','.join(
+            f'{v:g}' for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2])))
+        out.append(replace(pinhole, camera=camera))
+    return out
+
+
+def lens_notes(camera_models, camera_info: Sequence[str]) -> Tuple[str, str]:
+    """Return ``(short, long)`` notes on the lenses of ``--camera-info`` ('' without any)."""
+    if not camera_info:
+        return '', ''
+    names = '/'.join(sorted({m.distortion_model for m in camera_models if m.has_distortion}))
+    files = ', '.join(dict.fromkeys(Path(t).name for t in camera_info))
+    if not names:
+        return 'no distortion', f'pinhole, no distortion ({files})'
+    return (f'{names} lens, images undistorted',
+            f'{names} distortion removed before reconstruction ({files}); K and colours are '
+            'those of the undistorted images')
+
+
 # --------------------------------------------------------------------------- verbs
 
 
@@ -134,6 +172,8 @@ def cmd_reconstruct(args) -> int:
 
     image_args, intrinsics_args = split_image_arguments(args.images or [],
                                                         args.intrinsics or [])
+    image_args, camera_info_args = split_camera_info_arguments(
+        image_args, getattr(args, 'camera_info', None) or [])
     if not image_args:
         raise CliError('no images given: aetherscan reconstruct IMG [IMG ...] -o OUT_DIR')
     model = (args.model or '').strip()
@@ -148,6 +188,7 @@ def cmd_reconstruct(args) -> int:
     sizes = [(int(img.shape[1]), int(img.shape[0])) for img in images]
     check_image_sizes(paths, sizes)
     intrinsics = build_intrinsics(intrinsics_args, paths, sizes)
+    camera_models = build_camera_models(camera_info_args, paths, sizes)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f'-o {out_dir}: exists and is not a directory')
@@ -159,14 +200,14 @@ def cmd_reconstruct(args) -> int:
     if not os.access(out_dir, os.W_OK):
         raise CliError(f'-o {out_dir}: directory is not writable')
 
-    frames = []
-    for path, image, size, K in zip(paths, images, sizes, intrinsics):
-        camera = f'{size[0]}x{size[1]}' + ('' if K is None else ' ' + ','.join(
-            f'{v:g}' for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2])))
-        frames.append(Frame(image=image, name=path.name, camera=camera, K=K))
-    known = (f'intrinsics from {INTRINSICS_SOURCE}' if intrinsics[0] is not None else
-             'intrinsics estimated by the backend')
-    options = {'classical.intrinsics_source': INTRINSICS_SOURCE}
+    frames = [Frame(image=image, name=path.name, K=K, camera_model=cam)
+              for path, image, K, cam in zip(paths, images, intrinsics, camera_models)]
+    frames = undistorted_frames(frames, paths, camera_info_args)
+    source = CAMERA_INFO_SOURCE if camera_info_args else INTRINSICS_SOURCE
+    lens_short, lens = lens_notes(camera_models, camera_info_args)
+    known = (f'intrinsics from {source}' + (f' ({lens_short})' if lens_short else '')
+             if frames[0].K is not None else 'intrinsics estimated by the backend')
+    options = {'classical.intrinsics_source': source}
     sys.stderr.write(f'aetherscan reconstruct: {len(frames)} images '
                      f'({", ".join(sorted({f"{w}x{h}" for w, h in sizes}))}), {known}\n')
 
@@ -197,7 +238,9 @@ def cmd_reconstruct(args) -> int:
         raise CliError(f'{backend.name} returned {result.num_views} poses for {len(frames)} '
                        'images; nothing written', EXIT_FAILED)
     if dict(result.info).get('focal_source') == 'camera_info':  # Fast3R: K came with frames
-        result = replace(result, info={**result.info, 'focal_source': INTRINSICS_SOURCE})
+        result = replace(result, info={**result.info, 'focal_source': source})
+    if lens:
+        result = replace(result, info={**result.info, 'lens': lens})
     warnings = []
     if model and backend.name != 'fast3r':
         warnings.append(f'--model {model} was not used (see the reason of the backend above)')

@@ -4,28 +4,41 @@
 Publish the demo scene as a camera stream: images plus camera_info, like a camera driver.
 
 ``python -m aetherscan_ros.demo.publisher [--transport raw|compressed] [--qos reliable|best_effort]
-[--rate HZ] [--num-views N] [--width W --height H] [--scene-dir DIR]``
+[--rate HZ] [--num-views N] [--width W --height H] [--distortion none|plumb_bob|equidistant]
+[--scene-dir DIR]``
 
 Topics (under ``--namespace``, default ``/camera``): ``image_raw`` (sensor_msgs/Image rgb8),
 ``image_raw/compressed`` (sensor_msgs/CompressedImage jpeg/png), ``camera_info``. Each view is
 published once (``--loops`` repeats the sequence), stamped with the publisher's clock, at
 ``--rate`` views per second, after a subscriber to the image topic has appeared (so no view is
 published into the void). camera_info is published with every image. Exits 0 when done.
+
+``--distortion plumb_bob|equidistant`` publishes what a camera driver with a real lens does: raw
+distorted images (:mod:`aetherscan_ros.demo.distortion`) and a camera_info carrying the lens
+(``distortion_model``, ``D``, ``K``; ``R`` identity, ``P`` the undistorted camera). A
+``--scene-dir`` with a ``camera_info.yaml`` (``aetherscan demo-scene --distortion ...``) is
+published with that calibration.
 """
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
 import sys
 import time
 
+import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from aetherscan_ros.ros.camera_info import make_camera_info
+from aetherscan_ros.core.camera_model import CameraModel
+from aetherscan_ros.demo.distortion import DISTORTION_CHOICES
 from aetherscan_ros.ros.images import rgb_to_compressed_msg, rgb_to_image_msg
+from aetherscan_ros.ros.stamps import ns_to_stamp
 
 FRAME_ID = 'demo_camera_optical_frame'
+CAMERA_INFO_FILE = 'camera_info.yaml'  # what `aetherscan demo-scene` writes beside the frames
 
 
 def parse_args(argv=None):
@@ -42,6 +55,9 @@ def parse_args(argv=None):
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--path', default='orbit', help='camera path of the demo scene')
+    parser.add_argument('--distortion', choices=DISTORTION_CHOICES, default='none',
+                        help='lens: publish raw distorted images and a camera_info with D '
+                             '(default none: pinhole images, D = 0)')
     parser.add_argument('--scene-dir', default='',
                         help='load a scene written by write_scene instead of rendering one')
     parser.add_argument('--loops', type=int, default=1, help='times to publish the sequence')
@@ -53,19 +69,68 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def camera_info_msg(model: CameraModel, stamp_ns: int = 0, frame_id: str = '') -> CameraInfo:
+    """
+    Build the ``sensor_msgs/CameraInfo`` a driver publishes for ``model``.
+
+    Carries ``distortion_model`` and ``D`` (a model without distortion as ``plumb_bob`` with
+    five zeros, as drivers send it), ``K``, ``R``, ``P``, the size, binning and ROI.
+    """
+    msg = CameraInfo(width=int(model.width), height=int(model.height),
+                     distortion_model=model.distortion_model or 'plumb_bob')
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.d = [float(v) for v in model.D] if model.distortion_model else [0.0] * 5
+    msg.k = [float(v) for v in np.asarray(model.K).reshape(-1)]
+    msg.r = [float(v) for v in np.asarray(model.R).reshape(-1)]
+    msg.p = [float(v) for v in np.asarray(model.P).reshape(-1)]
+    msg.binning_x = int(model.binning_x) if model.binning_x > 1 else 0
+    msg.binning_y = int(model.binning_y) if model.binning_y > 1 else 0
+    msg.roi.x_offset, msg.roi.y_offset = int(model.roi.x_offset), int(model.roi.y_offset)
+    msg.roi.width, msg.roi.height = int(model.roi.width), int(model.roi.height)
+    msg.roi.do_rectify = bool(model.roi.do_rectify)
+    return msg
+
+
 def load_demo_scene(args):
-    """Return the scene to publish (rendered, or loaded from ``--scene-dir``)."""
+    """
+    Return ``(scene, CameraModel)`` to publish: rendered, or loaded from ``--scene-dir``.
+
+    With ``--distortion`` the scene's images are the raw distorted ones and the model carries
+    the lens; a ``--scene-dir`` brings its own ``camera_info.yaml`` when it has one. Raises
+    ``ValueError`` for a scene that cannot be published as asked.
+    """
+    from aetherscan_ros.core.calibration_file import read_calibration_yaml
+    from aetherscan_ros.demo.distortion import distort_scene
     from aetherscan_ros.demo.scene import load_scene, make_scene
     if args.scene_dir:
-        return load_scene(args.scene_dir)
-    return make_scene(num_views=args.num_views, width=args.width, height=args.height,
-                      seed=args.seed, path=args.path)
+        scene = load_scene(args.scene_dir)
+        calib = Path(args.scene_dir) / CAMERA_INFO_FILE
+        model = read_calibration_yaml(calib) if calib.is_file() else None
+        if model is not None and model.has_distortion and args.distortion != 'none':
+            raise ValueError(f'{args.scene_dir} holds raw {model.distortion_model} images '
+                             f'already ({calib}); drop --distortion')
+    else:
+        scene = make_scene(num_views=args.num_views, width=args.width, height=args.height,
+                           seed=args.seed, path=args.path)
+        model = None
+    if args.distortion != 'none':
+        images, model = distort_scene(scene, args.distortion)
+        scene = replace(scene, images=images)
+    if model is None:
+        width, height = scene.size
+        model = CameraModel.pinhole(scene.K, width, height)
+    return scene, model
 
 
 def main(argv=None):
     """Publish the scene; return the process exit code."""
     args = parse_args(argv)
-    scene = load_demo_scene(args)
+    try:
+        scene, model = load_demo_scene(args)
+    except ValueError as exc:
+        sys.stderr.write(f'aetherscan demo publisher: error: {exc}\n')
+        return 2
     rclpy.init()
     node = Node('aetherscan_demo_camera')
     log = node.get_logger()
@@ -88,18 +153,18 @@ def main(argv=None):
                 return 1
             rclpy.spin_once(node, timeout_sec=0.1)
         if not args.no_camera_info:  # K before the first image, as a driver would have
-            info_pub.publish(make_camera_info(
-                scene.K, width, height, node.get_clock().now().nanoseconds, FRAME_ID))
+            info_pub.publish(camera_info_msg(model, node.get_clock().now().nanoseconds,
+                                             FRAME_ID))
         time.sleep(0.5)
+        lens = (f', raw {model.distortion_model} images' if model.has_distortion else '')
         log.info(f'publishing {scene.num_views} views {width}x{height} on {topic} '
-                 f'({args.qos}) at {args.rate} Hz')
+                 f'({args.qos}{lens}) at {args.rate} Hz')
         period = 1.0 / args.rate
         for _ in range(args.loops):
             for view in range(scene.num_views):
                 stamp_ns = node.get_clock().now().nanoseconds
                 if not args.no_camera_info:
-                    info_pub.publish(make_camera_info(
-                        scene.K, width, height, stamp_ns, FRAME_ID))
+                    info_pub.publish(camera_info_msg(model, stamp_ns, FRAME_ID))
                 if args.transport == 'raw':
                     msg = rgb_to_image_msg(scene.images[view], stamp_ns, FRAME_ID)
                 else:
