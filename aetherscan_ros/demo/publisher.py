@@ -36,6 +36,7 @@ from aetherscan_ros.core.camera_model import CameraModel
 from aetherscan_ros.demo.distortion import DISTORTION_CHOICES
 from aetherscan_ros.ros.images import rgb_to_compressed_msg, rgb_to_image_msg
 from aetherscan_ros.ros.stamps import ns_to_stamp
+from aetherscan_ros.ros.tf import matrix_to_transform
 
 FRAME_ID = 'demo_camera_optical_frame'
 CAMERA_INFO_FILE = 'camera_info.yaml'  # what `aetherscan demo-scene` writes beside the frames
@@ -61,6 +62,14 @@ def parse_args(argv=None):
     parser.add_argument('--scene-dir', default='',
                         help='load a scene written by write_scene instead of rendering one')
     parser.add_argument('--loops', type=int, default=1, help='times to publish the sequence')
+    parser.add_argument('--tf-frame', default='',
+                        help='publish the camera pose of each view on /tf as <tf-frame> -> the '
+                        'optical frame at the image stamp (the scene world: z up, metres)')
+    parser.add_argument('--tf-noise', type=float, nargs=2, default=(0.0, 0.0),
+                        metavar=('METRES', 'DEGREES'),
+                        help='Gaussian noise (std) added to the /tf poses (seeded)')
+    parser.add_argument('--tf-latency', type=float, default=0.0,
+                        help='publish each /tf pose this many seconds after its image')
     parser.add_argument('--no-camera-info', action='store_true')
     parser.add_argument('--wait-subscriber', type=float, default=60.0,
                         help='seconds to wait for a subscriber before giving up')
@@ -90,6 +99,39 @@ def camera_info_msg(model: CameraModel, stamp_ns: int = 0, frame_id: str = '') -
     msg.roi.width, msg.roi.height = int(model.roi.width), int(model.roi.height)
     msg.roi.do_rectify = bool(model.roi.do_rectify)
     return msg
+
+
+class TfSender:
+    """The camera's ground-truth pose on /tf (with optional noise and latency), as odometry."""
+
+    def __init__(self, node, args):
+        from tf2_msgs.msg import TFMessage
+        self._pub = node.create_publisher(TFMessage, '/tf', QoSProfile(depth=100))
+        self._msg_type = TFMessage
+        self._frame = args.tf_frame
+        self._noise = tuple(args.tf_noise)
+        self._latency = float(args.tf_latency)
+        self._rng = np.random.default_rng(args.seed + 1000)
+        self._due = []
+
+    def queue(self, pose_c2w: np.ndarray, stamp_ns: int):
+        """Queue the pose of the view stamped ``stamp_ns`` (sent after the latency)."""
+        from scipy.spatial.transform import Rotation
+        pose = np.array(pose_c2w, np.float64)
+        if self._noise[0] > 0:
+            pose[:3, 3] += self._rng.normal(0.0, self._noise[0], 3)
+        if self._noise[1] > 0:
+            turn = Rotation.from_rotvec(np.radians(self._rng.normal(0.0, self._noise[1], 3)))
+            pose[:3, :3] = turn.as_matrix() @ pose[:3, :3]
+        self._due.append((time.monotonic() + self._latency,
+                          matrix_to_transform(pose, self._frame, FRAME_ID, stamp_ns)))
+        self.send_due()
+
+    def send_due(self):
+        """Publish the queued poses whose latency has passed."""
+        now = time.monotonic()
+        while self._due and self._due[0][0] <= now:
+            self._pub.publish(self._msg_type(transforms=[self._due.pop(0)[1]]))
 
 
 def load_demo_scene(args):
@@ -160,6 +202,7 @@ def main(argv=None):
         log.info(f'publishing {scene.num_views} views {width}x{height} on {topic} '
                  f'({args.qos}{lens}) at {args.rate} Hz')
         period = 1.0 / args.rate
+        tf = TfSender(node, args) if args.tf_frame else None
         for _ in range(args.loops):
             for view in range(scene.num_views):
                 stamp_ns = node.get_clock().now().nanoseconds
@@ -171,13 +214,20 @@ def main(argv=None):
                     msg = rgb_to_compressed_msg(
                         scene.images[view], args.format, stamp_ns=stamp_ns, frame_id=FRAME_ID)
                 pub.publish(msg)
+                if tf is not None:
+                    tf.queue(scene.poses_c2w[view], stamp_ns)
                 log.info(f'view {view} published')
                 end = time.monotonic() + period
                 while time.monotonic() < end:
-                    rclpy.spin_once(node, timeout_sec=max(end - time.monotonic(), 0.0))
-        end = time.monotonic() + args.linger
+                    if tf is not None:
+                        tf.send_due()
+                    rclpy.spin_once(node, timeout_sec=min(max(end - time.monotonic(), 0.0),
+                                                          0.01))
+        end = time.monotonic() + max(args.linger, args.tf_latency + 0.5 if tf else 0.0)
         while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.1)
+            if tf is not None:
+                tf.send_due()
+            rclpy.spin_once(node, timeout_sec=0.01)
         return 0
     except KeyboardInterrupt:
         return 130
