@@ -83,7 +83,12 @@ def node_action_arguments(settings: LaunchSettings, environ=None) -> dict:
 
 
 def rviz_config_text(settings: LaunchSettings, pushed_namespace: str = '') -> str:
-    """Return the RViz config for this launch: node namespace, first camera, world_frame."""
+    """
+    Return the RViz config for this launch: node namespace, first camera, fixed frame.
+
+    RViz's fixed frame is the node's ``fixed_frame`` when the params file sets one (the
+    anchored cloud sits there in metres), else its ``world_frame``.
+    """
     namespace = node_namespace(pushed_namespace, settings.namespace)
     params = node_parameters(load_params_file(settings.params_file), namespace) \
         if settings.params_file else {}
@@ -91,7 +96,7 @@ def rviz_config_text(settings: LaunchSettings, pushed_namespace: str = '') -> st
     if not topics and isinstance(params.get('image_topics'), list):
         topics = [str(t) for t in params['image_topics'] if t]
     image_topic = resolve_topic(topics[0] if topics else DEFAULT_IMAGE_TOPIC, namespace)
-    world_frame = params.get('world_frame')
+    world_frame = params.get('fixed_frame') or params.get('world_frame')
     with open(RVIZ_TEMPLATE, encoding='utf-8') as handle:
         template = handle.read()
     return rviz_config.render(template, namespace.rstrip('/') + '/' + NODE_NAME, image_topic,

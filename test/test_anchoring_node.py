@@ -133,3 +133,24 @@ def test_without_tf_the_anchor_is_refused_and_nothing_is_placed_in_odom(
         assert 'not anchored in odom' in log and 'TF lookups failed' in log
     finally:
         _close(monitor, procs)
+
+
+@pytest.mark.parametrize('camera_args, reason', [
+    (('--tf-stamp-offset', '-5.0'), 'TF lookups failed'),     # stale TF: 5 s behind the images
+    (('--tf-still',), 'baseline'),                           # the robot did not move
+], ids=['stale_tf', 'pure_rotation'])
+def test_stale_tf_and_no_motion_are_refused_with_the_reason(ros, tmp_path, scene, camera_args,
+                                                            reason):
+    _, scene_dir = scene
+    monitor, done, anchor, procs = _run(tmp_path, scene_dir, '--tf-frame', 'odom',
+                                        *camera_args)
+    try:
+        log = (tmp_path / 'node.log').read_text()
+        assert not anchor['ok'], anchor
+        assert reason in anchor['reason'] or reason in log, (anchor, log[-2000:])
+        assert done['anchor']['ok'] is False and not done['info'].get('metric_scale')
+        monitor.spin_for(1.0)
+        assert all(msg.header.frame_id != 'odom' for msg in monitor.tf.values())
+        print(f'{camera_args}: refused: {anchor["reason"]}')
+    finally:
+        _close(monitor, procs)

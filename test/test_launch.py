@@ -185,6 +185,15 @@ def test_rviz_config_takes_camera_and_frame_from_the_params_file(tmp_path):
     assert manager['Global Options']['Fixed Frame'] == 'scan'
 
 
+def test_rviz_fixed_frame_is_the_anchor_frame_when_set(tmp_path):
+    path = tmp_path / 'p.yaml'
+    path.write_text(yaml.safe_dump({'/**/aetherscan_node': {'ros__parameters': {
+        'world_frame': 'scan', 'fixed_frame': 'odom'}}}))
+    settings = check_arguments({'params_file': str(path)})
+    manager, _ = _topics(_load_launch_module().rviz_config_text(settings))
+    assert manager['Global Options']['Fixed Frame'] == 'odom'
+
+
 def test_rviz_write_makes_a_new_file(tmp_path):
     first = rviz_config.write('a: 1\n', str(tmp_path))
     second = rviz_config.write('a: 2\n', str(tmp_path))

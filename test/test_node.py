@@ -133,8 +133,9 @@ def _check_frames(monitor, views, world, prefix, stamp_ns, view0_identity=True):
     assert sorted(monitor.tf) == sorted(f'{prefix}camera_{i}_optical' for i in range(views))
     assert all(t.header.frame_id == world for t in monitor.tf.values())
     tf_poses = monitor.view_poses(prefix)
-    if view0_identity:  # world = optical frame of view 0 (a trained model or classical)
-        assert np.allclose(tf_poses[0], np.eye(4), atol=1e-6)
+    if view0_identity:  # world = upright body frame at view 0 (a trained model or classical)
+        from aetherscan_ros.core.session import UPRIGHT
+        assert np.allclose(tf_poses[0], UPRIGHT, atol=1e-6)
     pose_array = np.stack([_pose_of(p) for p in monitor.poses.poses])
     assert monitor.poses.header.frame_id == world
     assert np.allclose(pose_array, tf_poses, atol=1e-9)

@@ -51,7 +51,7 @@ def test_table_is_complete_and_consistent():
      '1 topics for 2 image topics'),
     ({'world_frame': '/map'}, 'not a valid tf2 frame id'),
     ({'world_frame': ''}, 'world_frame: empty frame id'),
-    ({'parent_frame': 'aetherscan_world'}, 'parent_frame must differ'),
+    ({'fixed_frame': 'aetherscan_world'}, 'fixed_frame must differ'),
     ({'output_dir': '  '}, 'output_dir: empty path'),
 ])
 def test_validate_rejects_with_reason(values, reason):
@@ -85,3 +85,10 @@ def test_check_change_merges_and_passes_foreign_parameters():
     assert ok and reason == ''
     ok, _ = params.check_change(current, [Parameter('use_sim_time', value=True)])
     assert ok
+
+
+def test_a_removed_parameter_stops_the_node_with_what_to_do():
+    import types
+    node = types.SimpleNamespace(_parameter_overrides={'parent_frame': object()})
+    with pytest.raises(ValueError, match='parent_frame was removed: .* set fixed_frame'):
+        params.declare_all(node)

@@ -10,7 +10,7 @@ from aetherscan_ros.backends.base import (
 from aetherscan_ros.cloud import ChunkAssembler
 from aetherscan_ros.core.buffer import FrameBuffer
 from aetherscan_ros.core.camera_model import CameraModel
-from aetherscan_ros.core.session import ReconstructionSession
+from aetherscan_ros.core.session import ReconstructionSession, UPRIGHT
 
 K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
 
@@ -180,4 +180,29 @@ def test_a_refused_anchor_publishes_unscaled_with_the_reason():
                           tf_poses=still)
     assert outcome.ok and not outcome.anchor.ok
     assert 'baseline' in outcome.anchor.reason
-    assert np.allclose(outcome.result.poses_c2w, recon)  # not scaled
+    assert np.allclose(outcome.result.poses_c2w, UPRIGHT @ recon)  # upright, not scaled
+
+
+def test_the_world_is_upright_and_chunks_equal_the_result():
+    """Optical view 0 (z forward, y down) becomes REP-103 body axes (x forward, z up)."""
+    backend = RecordingBackend()
+    session = _session(_frames(), backend)
+    job, _ = session.try_start('service', 2, 8)
+    chunks, got = [], []
+    outcome = session.run(job, 100, chunks.extend, lambda *a: None,
+                          lambda r, a: got.append(r))
+    result = outcome.result
+    # the backend put view i's point 1 + i metres in front of camera 0 (optical +z)
+    assert np.allclose(result.points[:, 0], [1.0, 2.0, 3.0])  # now along +x (forward)
+    assert np.allclose(result.points[:, 1:], 0.0)
+    assert np.allclose(result.poses_c2w[0], UPRIGHT)  # camera 0: optical under the body frame
+    streamed = np.concatenate([c.points for _, c in chunks if len(c)])
+    assert np.array_equal(streamed, result.points)
+    assert 'REP-103 body frame' in result.info['world_frame']
+    optical = ReconstructionSession(FrameBuffer(8), upright=False)
+    for f in _frames():
+        optical.buffer.offer(f)
+    optical.set_backend(RecordingBackend(), 'test')
+    job, _ = optical.try_start('service', 2, 8)
+    plain = optical.run(job, 100, lambda c: None, lambda *a: None, lambda r, a: None)
+    assert np.allclose(plain.result.poses_c2w[0], np.eye(4))

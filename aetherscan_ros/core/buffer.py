@@ -12,6 +12,13 @@ While a reconstruction runs, the worker holds the frames it took with :meth:`Fra
 Frames offered meanwhile are buffered for the next reconstruction (``busy_policy='buffer'``) or
 discarded (``'drop'``); both are counted. A failed reconstruction gives its frames back with
 :meth:`FrameBuffer.restore`, so nothing buffered is lost to a backend error.
+
+``capture_mode='series'`` (above) buffers a time series. ``capture_mode='sets'`` is for a fixed
+rig of ``cameras`` watching a scene that changes: frames whose stamps agree within
+``sync_tolerance`` form one set (:mod:`aetherscan_ros.core.sync`, which also says how the
+keyframe rules act on sets), only complete sets count (``len``, so ``min_views`` counts frames of
+complete sets), the window holds ``max(1, max_views // cameras)`` complete sets and
+:meth:`FrameBuffer.take` returns the newest complete sets, never frames of different moments.
 """
 
 from collections import Counter, deque
@@ -23,14 +30,14 @@ import cv2
 import numpy as np
 
 from aetherscan_ros.backends.base import Frame
+from aetherscan_ros.core.sync import (  # noqa: F401 - the outcomes are part of this API
+    ACCEPTED, group_frames, SetAssembler, SKIP_BACKWARDS, SKIP_DUPLICATE, SKIP_INTERVAL,
+    SKIP_LATE, SKIP_SIMILAR)
 
 THUMB_SIZE = (32, 24)
 
-ACCEPTED = 'keyframe'
-SKIP_INTERVAL = 'skipped_interval'
-SKIP_SIMILAR = 'skipped_similar'
-SKIP_BACKWARDS = 'stamp_backwards'
 DROP_BUSY = 'dropped_busy'
+CAPTURE_MODES = ('series', 'sets')
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
@@ -53,15 +60,20 @@ class FrameBuffer:
     ``counters`` (a ``collections.Counter``) counts every outcome: ``offered``, ``keyframe``,
     ``skipped_interval``, ``skipped_similar``, ``stamp_backwards``, ``dropped_busy``,
     ``evicted`` (oldest keyframe pushed out by a newer one), ``taken``, ``restored``,
-    ``cleared``.
+    ``cleared``; in ``sets`` mode also ``skipped_duplicate``, ``skipped_late``,
+    ``sets_complete``, ``sets_incomplete_dropped``, ``sets_similar``, ``sets_evicted``,
+    ``sets_taken``.
     """
 
     def __init__(self, max_views: int, min_interval_s: float = 0.0, min_change: float = 0.0,
-                 busy_policy: str = 'buffer'):
+                 busy_policy: str = 'buffer', capture_mode: str = 'series',
+                 sync_tolerance: float = 0.01, cameras: Sequence[str] = ()):
         if max_views < 1:
             raise ValueError(f'max_views must be >= 1, got {max_views}')
         if busy_policy not in ('buffer', 'drop'):
             raise ValueError(f'busy_policy must be buffer or drop, got {busy_policy!r}')
+        if capture_mode not in CAPTURE_MODES:
+            raise ValueError(f'capture_mode must be series or sets, got {capture_mode!r}')
         self._lock = threading.Lock()
         self._frames: Deque[Frame] = deque()
         self._cameras: Dict[str, _CameraState] = {}
@@ -71,25 +83,60 @@ class FrameBuffer:
         self.busy_policy = busy_policy
         self.busy = False
         self.counters: Counter = Counter()
+        self.capture_mode = 'series'
+        self._sets: Optional[SetAssembler] = None
+        self._cameras_list = tuple(cameras)
+        self._tolerance = float(sync_tolerance)
+        if capture_mode == 'sets':
+            self._switch_to_sets()
 
     def configure(self, max_views: Optional[int] = None, min_interval_s: Optional[float] = None,
-                  min_change: Optional[float] = None, busy_policy: Optional[str] = None):
-        """Change the selection settings at run time (a smaller window evicts the oldest)."""
+                  min_change: Optional[float] = None, busy_policy: Optional[str] = None,
+                  capture_mode: Optional[str] = None, sync_tolerance: Optional[float] = None):
+        """
+        Change the selection settings at run time (a smaller window evicts the oldest).
+
+        Switching ``capture_mode`` keeps the buffered frames: series -> sets groups them into
+        sets by stamp, sets -> series lines up the frames of every set (complete or not).
+        """
+        if capture_mode is not None and capture_mode not in CAPTURE_MODES:
+            raise ValueError(f'capture_mode must be series or sets, got {capture_mode!r}')
         with self._lock:
             if max_views is not None:
                 self.max_views = int(max_views)
-                self._trim()
             if min_interval_s is not None:
                 self.min_interval_s = float(min_interval_s)
             if min_change is not None:
                 self.min_change = float(min_change)
             if busy_policy is not None:
                 self.busy_policy = busy_policy
+            if sync_tolerance is not None and float(sync_tolerance) != self._tolerance:
+                self._tolerance = float(sync_tolerance)
+                if self._sets is not None:
+                    self._sets.tolerance_ns = int(round(self._tolerance * 1e9))
+            if capture_mode == 'sets' and self._sets is None:
+                self._switch_to_sets()
+            elif capture_mode == 'series' and self._sets is not None:
+                frames = sorted(self._sets.all_frames(), key=lambda f: f.stamp_ns)
+                self._sets = None
+                self.capture_mode = 'series'
+                self._frames = deque(frames)
+            self._trim()
+
+    def _switch_to_sets(self):
+        self._sets = SetAssembler(self._cameras_list, self._tolerance, self.counters)
+        self.capture_mode = 'sets'
+        self._sets.put_back(group_frames(list(self._frames), self._sets.tolerance_ns),
+                            self._sets.sets_for(self.max_views))
+        self._frames.clear()
 
     def __len__(self) -> int:
-        """Return the number of buffered keyframes."""
+        """Return the number of buffered keyframes (in ``sets`` mode: of complete sets)."""
         with self._lock:
-            return len(self._frames)
+            return self._buffered()
+
+    def _buffered(self) -> int:
+        return len(self._frames) if self._sets is None else self._sets.frames_complete()
 
     def precheck(self, camera: str, stamp_ns: int) -> Optional[str]:
         """
@@ -100,6 +147,8 @@ class FrameBuffer:
         with self._lock:
             if self.busy and self.busy_policy == 'drop':
                 return DROP_BUSY
+            if self._sets is not None:
+                return self._sets.check(camera, stamp_ns, self.min_interval_s)
             state = self._cameras.get(camera)
             if state is None:
                 return None
@@ -121,6 +170,8 @@ class FrameBuffer:
             self.counters[outcome] += 1
             if outcome == SKIP_BACKWARDS:
                 self._cameras.pop(camera, None)
+                if self._sets is not None:
+                    self._sets.restart()
 
     def offer(self, frame: Frame, thumb: Optional[np.ndarray] = None) -> str:
         """Offer one decoded frame; return the outcome (``keyframe`` or a skip/drop reason)."""
@@ -131,6 +182,11 @@ class FrameBuffer:
             if self.busy and self.busy_policy == 'drop':
                 self.counters[DROP_BUSY] += 1
                 return DROP_BUSY
+            if self._sets is not None:
+                outcome = self._sets.add(frame, thumb, self.min_interval_s, self.min_change,
+                                         self._sets.sets_for(self.max_views))
+                self.counters[outcome] += 1
+                return outcome
             state = self._cameras.get(frame.camera)
             if state is not None:
                 if frame.stamp_ns < state.stamp_ns:
@@ -155,9 +211,15 @@ class FrameBuffer:
         Remove and return the newest ``limit`` (default all) keyframes, oldest first.
 
         Sets ``busy``; the caller must call :meth:`done` (success) or :meth:`restore`.
-        Older keyframes beyond ``limit`` stay buffered.
+        Older keyframes beyond ``limit`` stay buffered. In ``sets`` mode: the newest
+        ``max(1, limit // cameras)`` complete sets, oldest set first, each in camera order.
         """
         with self._lock:
+            if self._sets is not None:
+                taken = self._sets.take(None if limit is None else self._sets.sets_for(limit))
+                self.counters['taken'] += len(taken)
+                self.busy = True
+                return taken
             count = len(self._frames) if limit is None else min(int(limit), len(self._frames))
             taken = [self._frames.pop() for _ in range(count)][::-1]
             taken.sort(key=lambda f: f.stamp_ns)
@@ -177,7 +239,10 @@ class FrameBuffer:
         When the window overflows, the oldest keyframes are evicted (counted).
         """
         with self._lock:
-            self._frames.extendleft(reversed(list(frames)))
+            if self._sets is not None:
+                self._sets.restore(frames, self._sets.sets_for(self.max_views))
+            else:
+                self._frames.extendleft(reversed(list(frames)))
             self.counters['restored'] += len(frames)
             self.busy = False
             self._trim()
@@ -186,19 +251,32 @@ class FrameBuffer:
         """Drop every buffered keyframe and the per-camera history; return how many."""
         with self._lock:
             count = len(self._frames)
+            if self._sets is not None:
+                count = self._sets.clear()
             self._frames.clear()
             self._cameras.clear()
             self.counters['cleared'] += count
             return count
 
     def snapshot_counters(self) -> Dict[str, int]:
-        """Return a copy of the counters plus ``buffered`` (thread-safe)."""
+        """
+        Return a copy of the counters plus ``buffered`` (thread-safe).
+
+        In ``sets`` mode ``buffered`` counts frames of complete sets, ``pending`` the frames
+        waiting in incomplete sets.
+        """
         with self._lock:
             out = dict(self.counters)
-            out['buffered'] = len(self._frames)
+            out['buffered'] = self._buffered()
+            if self._sets is not None:
+                out['pending'] = self._sets.frames_pending()
+                out['sets_buffered'] = len(self._sets.complete)
             return out
 
     def _trim(self):
+        if self._sets is not None:
+            self._sets.trim(self._sets.sets_for(self.max_views))
+            return
         while len(self._frames) > self.max_views:
             self._frames.popleft()
             self.counters['evicted'] += 1

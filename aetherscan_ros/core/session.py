@@ -37,6 +37,15 @@ COUNTERS = (
     'last_duration_s', 'last_points', 'chunks_published', 'stamp_future', 'size_changes',
     'camera_size_mismatches', 'qos_incompatible', 'callback_errors', 'saves_ok', 'saves_failed')
 
+# Optical frame (x right, y down, z forward) -> REP-103 body frame (x forward, y left, z up)
+# at the same origin: the node's world_frame, so RViz's default view shows the scene upright.
+UPRIGHT = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0],
+                    [0.0, 0.0, 0.0, 1.0]])
+UPRIGHT_FRAME = ('world = REP-103 body frame (x forward, y left, z up) at the optical centre of '
+                 'the first camera; camera frames are optical (x right, y down, z forward)')
+METRIC_FRAME = ('world = the upright frame of the first camera, in metres, placed in the '
+                'fixed frame by the anchor (fixed_frame -> world_frame on TF)')
+
 # A progress event is sent when the stage changes or the fraction moved by this much.
 PROGRESS_STEP = 0.05
 
@@ -83,8 +92,10 @@ class JobOutcome:
 class ReconstructionSession:
     """The reconstruction state of one node (see the module docstring)."""
 
-    def __init__(self, buffer: FrameBuffer, session_id: Optional[int] = None):
+    def __init__(self, buffer: FrameBuffer, session_id: Optional[int] = None,
+                 upright: bool = True):
         self.buffer = buffer
+        self.upright = upright  # results are turned into the upright world (UPRIGHT)
         # Tells this run's chunks from those of an earlier run of the same node (recon ids
         # start at 1 again): the start time in ms, increasing across restarts.
         self.session_id = int(time.time() * 1000) if session_id is None else int(session_id)
@@ -212,11 +223,13 @@ class ReconstructionSession:
         last = ['', -1.0]
 
         defer = tf_poses is not None
+        turn = UPRIGHT[:3, :3].T.astype(np.float32) if self.upright else None
 
         def add_view(vc):
             self._check_cancel(job)
             if not defer:
-                on_chunks(stream.add(vc.points, vc.colors, vc.confidence, vc.view))
+                points = vc.points if turn is None else vc.points @ turn
+                on_chunks(stream.add(points, vc.colors, vc.confidence, vc.view))
             streamed[0] += len(vc.points)
 
         def progress(ev):
@@ -240,6 +253,8 @@ class ReconstructionSession:
                 raise RuntimeError(f'the backend streamed {streamed[0]} points but returned '
                                    f'{result.num_points}')
             self._check_cancel(job)
+            if self.upright:
+                result = upright_result(result)
             anchor = None
             if defer:
                 anchor = estimate_anchor(result.poses_c2w, tf_poses, **(anchor_options or {}))
@@ -300,11 +315,20 @@ class ReconstructionSession:
         return len(job.frames)
 
 
+def upright_result(result: ReconstructionResult) -> ReconstructionResult:
+    """Return ``result`` in the upright world: points and poses turned by :data:`UPRIGHT`."""
+    rot = UPRIGHT[:3, :3]
+    points = (result.points @ rot.T.astype(np.float32)).astype(result.points.dtype, copy=False)
+    info = dict(result.info)
+    info['world_frame'] = UPRIGHT_FRAME
+    return replace(result, points=points, poses_c2w=UPRIGHT @ result.poses_c2w, info=info)
+
+
 def anchored_result(result: ReconstructionResult, anchor: Anchor) -> ReconstructionResult:
     """Return ``result`` in metres: points and camera translations times ``anchor.scale``."""
     points, poses = scaled_world(anchor, result.points, result.poses_c2w)
     info = dict(result.info)
-    info.update(metric_scale=True, anchor=anchor.to_dict())
+    info.update(metric_scale=True, anchor=anchor.to_dict(), world_frame=METRIC_FRAME)
     return replace(result, points=points.astype(result.points.dtype, copy=False),
                    poses_c2w=poses, info=info)
 

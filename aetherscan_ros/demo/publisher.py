@@ -70,6 +70,12 @@ def parse_args(argv=None):
                         help='Gaussian noise (std) added to the /tf poses (seeded)')
     parser.add_argument('--tf-latency', type=float, default=0.0,
                         help='publish each /tf pose this many seconds after its image')
+    parser.add_argument('--tf-stamp-offset', type=float, default=0.0,
+                        help='stamp the /tf poses this many seconds off the image stamps '
+                        '(negative: stale TF, to try the failure)')
+    parser.add_argument('--tf-still', action='store_true',
+                        help='publish every view at the position of the first (the robot '
+                        'seems not to move: pure rotation, to try the failure)')
     parser.add_argument('--no-camera-info', action='store_true')
     parser.add_argument('--wait-subscriber', type=float, default=60.0,
                         help='seconds to wait for a subscriber before giving up')
@@ -112,19 +118,26 @@ class TfSender:
         self._noise = tuple(args.tf_noise)
         self._latency = float(args.tf_latency)
         self._rng = np.random.default_rng(args.seed + 1000)
+        self._offset_ns = int(round(args.tf_stamp_offset * 1e9))
+        self._still = args.tf_still
+        self._first = None
         self._due = []
 
     def queue(self, pose_c2w: np.ndarray, stamp_ns: int):
         """Queue the pose of the view stamped ``stamp_ns`` (sent after the latency)."""
         from scipy.spatial.transform import Rotation
         pose = np.array(pose_c2w, np.float64)
+        if self._first is None:
+            self._first = pose[:3, 3].copy()
+        if self._still:
+            pose[:3, 3] = self._first
         if self._noise[0] > 0:
             pose[:3, 3] += self._rng.normal(0.0, self._noise[0], 3)
         if self._noise[1] > 0:
             turn = Rotation.from_rotvec(np.radians(self._rng.normal(0.0, self._noise[1], 3)))
             pose[:3, :3] = turn.as_matrix() @ pose[:3, :3]
-        self._due.append((time.monotonic() + self._latency,
-                          matrix_to_transform(pose, self._frame, FRAME_ID, stamp_ns)))
+        self._due.append((time.monotonic() + self._latency, matrix_to_transform(
+            pose, self._frame, FRAME_ID, max(stamp_ns + self._offset_ns, 0))))
         self.send_due()
 
     def send_due(self):

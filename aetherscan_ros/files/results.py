@@ -58,7 +58,8 @@ def save_result(result: ReconstructionResult, out_dir: PathLike,
         _LOG.warning('dropped %d points with non-finite coordinates before writing %s',
                      dropped, out_dir / CLOUD_FILE)
     doc = poses_document(result, image_names)  # validate before writing anything
-    comments = [f'backend {result.backend}', 'frame ' + FRAME_DESCRIPTION.split(';')[0]]
+    frame = str(result.info.get('world_frame', FRAME_DESCRIPTION))
+    comments = [f'backend {result.backend}', 'frame ' + frame.split(';')[0]]
     write_ply(out_dir / CLOUD_FILE, result.points, result.colors, result.confidence,
               result.view_index, comments)
     atomic_write_text(out_dir / POSES_FILE,

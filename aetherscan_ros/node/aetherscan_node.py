@@ -60,7 +60,8 @@ class AetherscanNode(Node):
         cfg = self.config
         self.session = ReconstructionSession(FrameBuffer(
             cfg.max_views, cfg.keyframe_min_interval, cfg.keyframe_min_change,
-            cfg.busy_policy))
+            cfg.busy_policy, cfg.capture_mode, cfg.sync_tolerance, cfg.image_topics),
+            upright=cfg.world_upright)
         self.guard = Guard(self, self.session.count)
         self.outputs = Outputs(self)
         self.trigger_services = Services(self)
@@ -100,7 +101,8 @@ class AetherscanNode(Node):
         self.config = params.make_config(params.current_values(self))
         cfg = self.config
         self.session.buffer.configure(cfg.max_views, cfg.keyframe_min_interval,
-                                      cfg.keyframe_min_change, cfg.busy_policy)
+                                      cfg.keyframe_min_change, cfg.busy_policy,
+                                      cfg.capture_mode, cfg.sync_tolerance)
         if any(p.name == 'trigger_period' for p in changes):
             self._configure_period_timer()
         self.maybe_auto_trigger()

@@ -57,9 +57,10 @@ class Camera:
         # image_pipeline's naming: image_rect* topics carry rectified images (P applies)
         self.rectified = image_topic.rstrip('/').rpartition('/')[2].startswith('image_rect')
         self.model: Optional[CameraModel] = None
-        # (reception time ns, model) of the last valid camera_infos: an image uses the one
-        # that had arrived when the image arrived, whatever order the executor runs them in
-        self.k_history: Deque[Tuple[int, CameraModel]] = deque(maxlen=16)
+        # (reception time ns, header stamp ns, model) of the last valid camera_infos: an image
+        # uses the one with its stamp, else the one that had arrived when the image arrived
+        # (whatever order the executor runs them in)
+        self.k_history: Deque[Tuple[int, int, CameraModel]] = deque(maxlen=16)
         self.distortion_ignored_warned = False
         self.frame_id: Optional[str] = None
         self.received = 0
@@ -72,11 +73,25 @@ class Camera:
         # at a time); different cameras run in parallel on a multi-threaded executor.
         self.group = MutuallyExclusiveCallbackGroup()
 
-    def camera_info_at(self, received_ns: int) -> Optional[CameraModel]:
-        """Return the model of the newest camera_info received before ``received_ns``."""
+    def camera_info_at(self, received_ns: int, stamp_ns: int = 0,
+                       tolerance_ns: int = 0) -> Optional[CameraModel]:
+        """
+        Return the model of the camera_info of an image stamped ``stamp_ns``.
+
+        The camera_info whose header stamp is nearest to ``stamp_ns`` within ``tolerance_ns``
+        (a driver stamps both alike); without one, the newest received before ``received_ns``.
+        """
+        if stamp_ns:
+            best, best_gap = None, None
+            for _, stamp, model in self.k_history:
+                gap = abs(stamp - stamp_ns)
+                if stamp and gap <= tolerance_ns and (best_gap is None or gap <= best_gap):
+                    best, best_gap = model, gap
+            if best is not None:
+                return best
         if not received_ns:
             return self.model
-        for when, model in reversed(self.k_history):
+        for when, _, model in reversed(self.k_history):
             if not when or when <= received_ns:
                 return model
         return None
@@ -200,7 +215,9 @@ class CameraInputs:
                                   f'{cam.info_topic}: ignored: {exc}')
             return
         cam.model = model
-        cam.k_history.append((received_ns(info), model))
+        stamp = msg.header.stamp
+        cam.k_history.append((received_ns(info), max(0, stamp.sec * 10**9 + stamp.nanosec),
+                              model))
 
     def on_image(self, msg, cam: Camera, info=None):
         """Validate and convert one image; offer it to the keyframe buffer."""
@@ -252,7 +269,8 @@ class CameraInputs:
             warn((cam.sub_topic, 'frame_id'), f'{cam.sub_topic}: frame_id changed from '
                  f'{cam.frame_id!r} to {msg.header.frame_id!r}')
         cam.frame_id = msg.header.frame_id
-        k, model = self._calibration(cam, (int(rgb.shape[1]), int(rgb.shape[0])), info)
+        k, model = self._calibration(cam, (int(rgb.shape[1]), int(rgb.shape[0])), info,
+                                     stamp_ns)
         name = f'{cam.image_topic}@{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}'
         frame = Frame(image=rgb, name=name, stamp_ns=stamp_ns, camera=cam.image_topic, K=k,
                       camera_model=model, frame_id=msg.header.frame_id)
@@ -268,16 +286,19 @@ class CameraInputs:
             node.outputs.event('upload_complete', buffered=buffered, min_views=cfg.min_views)
         node.maybe_auto_trigger()
 
-    def _calibration(self, cam: Camera, size: Tuple[int, int], info):
+    def _calibration(self, cam: Camera, size: Tuple[int, int], info, stamp_ns: int = 0):
         """
         Return ``(K, model)`` for an image of ``size``: K for a pinhole image, or the raw model.
 
         A raw image whose camera_info has lens distortion keeps its model (the worker removes
         the distortion before the backend runs, ``undistort`` parameter); otherwise K is the
-        effective intrinsics (binning and ROI applied; P for ``image_rect*`` topics).
+        effective intrinsics (binning and ROI applied; P for ``image_rect*`` topics). The
+        camera_info is matched to the image by stamp (within ``sync_tolerance``), else by
+        reception time.
         """
         node = self._node
-        known = cam.camera_info_at(received_ns(info))
+        known = cam.camera_info_at(received_ns(info), stamp_ns,
+                                   int(round(node.config.sync_tolerance * 1e9)))
         if not node.config.use_camera_info or known is None:
             return None, None
         try:

@@ -8,7 +8,8 @@ from typing import List, Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 BUFFER_COUNTERS = ('offered', 'keyframe', 'skipped_interval', 'skipped_similar',
-                   'stamp_backwards', 'dropped_busy', 'evicted', 'restored', 'cleared')
+                   'stamp_backwards', 'dropped_busy', 'evicted', 'restored', 'cleared',
+                   'sets_complete', 'sets_incomplete_dropped', 'pending')
 
 
 def gpu_memory(backend) -> Optional[dict]:

@@ -23,8 +23,7 @@ from aetherscan_ros.core.session import output_cloud
 from aetherscan_ros.ros.events import event_msg
 from aetherscan_ros.ros.markers import frusta_markers, robust_extent
 from aetherscan_ros.ros.pointcloud2 import make_cloud_msg, MessageBuffer
-from aetherscan_ros.ros.tf import (
-    identity_transform, matrix_to_transform, poses_to_pose_array, poses_to_transforms)
+from aetherscan_ros.ros.tf import matrix_to_transform, poses_to_pose_array, poses_to_transforms
 
 EVENT_HISTORY = 100  # ~/events is transient-local: a late subscriber gets the recent events
 
@@ -88,8 +87,6 @@ class Outputs:
                                           out=self._cloud_buffer.take()))
         transforms = poses_to_transforms(
             result.poses_c2w, cfg.world_frame, cfg.frame_prefix, stamp_ns)
-        if cfg.parent_frame:
-            transforms.insert(0, identity_transform(cfg.parent_frame, cfg.world_frame, stamp_ns))
         if anchor is not None and anchor.ok:
             transforms.insert(0, matrix_to_transform(anchor.world_to_fixed, cfg.fixed_frame,
                                                      cfg.world_frame, stamp_ns))

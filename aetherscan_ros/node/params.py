@@ -24,6 +24,7 @@ DEVICE_CHOICES = ('auto', 'cuda', 'cpu')
 TRANSPORT_CHOICES = ('raw', 'compressed')
 IMAGE_QOS_CHOICES = ('auto', 'sensor_data', 'reliable')
 BUSY_POLICY_CHOICES = ('buffer', 'drop')
+CAPTURE_MODE_CHOICES = ('series', 'sets')
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,15 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'Frames that arrive during a reconstruction: buffer = keep keyframes for the '
               'next one (oldest evicted when full); drop = discard and count them.',
               choices=BUSY_POLICY_CHOICES),
+    ParamSpec('capture_mode', 'string', 'series',
+              'series: a time series of keyframes (a moving camera, a static scene); sets: a '
+              'fixed rig watching a changing scene: frames of all cameras whose stamps agree '
+              'within sync_tolerance form one set and a reconstruction takes the newest '
+              'complete set(s) (max_views // cameras sets, at least one); min_views counts '
+              'frames of complete sets.', choices=CAPTURE_MODE_CHOICES),
+    ParamSpec('sync_tolerance', 'double', 0.01,
+              'Seconds within which header stamps belong to one set (capture_mode sets) and a '
+              'camera_info stamp matches an image stamp.', bounds=(0.0, 10.0)),
     ParamSpec('auto_trigger', 'bool', True,
               'Reconstruct as soon as min_views keyframes are buffered.'),
     ParamSpec('trigger_period', 'double', 0.0,
@@ -124,11 +134,12 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'buffered; 0 disables the timer.', bounds=(0.0, 86400.0)),
     # Outputs
     ParamSpec('world_frame', 'string', 'aetherscan_world',
-              'frame_id of the clouds and parent of the camera frames (= optical frame of view '
-              '0 of each reconstruction).'),
-    ParamSpec('parent_frame', 'string', '',
-              'When set, world_frame is published as a static identity child of this frame: '
-              'set it to the optical frame_id of the first camera of a fixed rig.'),
+              'frame_id of the clouds and parent of the camera frames: a REP-103 body frame '
+              '(x forward, z up) at the first camera of each reconstruction (world_upright), '
+              'placed in fixed_frame in metres when anchored.'),
+    ParamSpec('world_upright', 'bool', True,
+              'world_frame upright (REP-103 body axes at view 0); false = the optical frame of '
+              'view 0 (x right, y down, z forward).', read_only=True),
     ParamSpec('frame_prefix', 'string', '',
               'Prefix of the per-view TF frames <frame_prefix>camera_<i>_optical.'),
     ParamSpec('chunk_points', 'int', 50000,
@@ -157,6 +168,13 @@ PARAMS: Tuple[ParamSpec, ...] = (
 
 SPECS: Dict[str, ParamSpec] = {spec.name: spec for spec in PARAMS}
 
+# Parameters that existed once: setting one stops the node with what to do instead.
+REMOVED = {
+    'parent_frame': 'it glued the unscaled reconstruction into the metric TF tree; set '
+                    'fixed_frame (e.g. odom, map, or a rig base with static TF to the cameras) '
+                    'and the node anchors world_frame there in metres',
+}
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -181,10 +199,12 @@ class NodeConfig:
     keyframe_min_interval: float
     keyframe_min_change: float
     busy_policy: str
+    capture_mode: str
+    sync_tolerance: float
     auto_trigger: bool
     trigger_period: float
     world_frame: str
-    parent_frame: str
+    world_upright: bool
     frame_prefix: str
     chunk_points: int
     voxel_size: float
@@ -272,19 +292,19 @@ def validate(values: Mapping[str, object]) -> Optional[str]:
     if merged['min_views'] > merged['max_views']:
         return (f'min_views ({merged["min_views"]}) must not exceed max_views '
                 f'({merged["max_views"]})')
-    for name, allow_empty in (('world_frame', False), ('parent_frame', True),
-                              ('fixed_frame', True),
+    rig = len(topics)
+    if merged['capture_mode'] == 'sets' and \
+            merged['min_views'] > rig * max(1, merged['max_views'] // rig):
+        return (f'min_views ({merged["min_views"]}) is more than the frames of the '
+                f'{max(1, merged["max_views"] // rig)} complete set(s) of {rig} camera(s) that '
+                f'max_views ({merged["max_views"]}) holds in capture_mode sets')
+    for name, allow_empty in (('world_frame', False), ('fixed_frame', True),
                               ('frame_prefix', True)):
         reason = check_frame(merged[name], name, allow_empty)
         if reason:
             return reason
-    if merged['fixed_frame'] and merged['parent_frame']:
-        return ('parent_frame and fixed_frame exclude each other: with fixed_frame the '
-                'anchor places world_frame (parent_frame would glue it in unscaled)')
     if merged['fixed_frame'] and merged['fixed_frame'] == merged['world_frame']:
         return 'fixed_frame must differ from world_frame'
-    if merged['parent_frame'] and merged['parent_frame'] == merged['world_frame']:
-        return 'parent_frame must differ from world_frame'
     if not str(merged['output_dir']).strip():
         return 'output_dir: empty path'
     if '\0' in str(merged['output_dir']):
@@ -320,6 +340,10 @@ def declare_all(node) -> NodeConfig:
     (overrides, YAML) break a rule.
     """
     from rclpy.parameter import Parameter
+    overrides = getattr(node, '_parameter_overrides', None) or {}
+    for name, hint in REMOVED.items():
+        if name in overrides:
+            raise ValueError(f'{name} was removed: {hint}')
     for spec in PARAMS:
         default = spec.default
         if spec.kind == 'string_array' and not default:
