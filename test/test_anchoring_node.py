@@ -154,3 +154,38 @@ def test_stale_tf_and_no_motion_are_refused_with_the_reason(ros, tmp_path, scene
         print(f'{camera_args}: refused: {anchor["reason"]}')
     finally:
         _close(monitor, procs)
+
+
+def test_the_demo_camera_publishes_its_rig_mounting_on_tf_static(ros, tmp_path, scene):
+    """``--extrinsics`` latches PARENT -> the camera's optical frame (a rig's static TF)."""
+    import time
+
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from sensor_msgs.msg import Image
+    from tf2_msgs.msg import TFMessage
+
+    from aetherscan_ros.ros.tf import transform_to_matrix
+    _, scene_dir = scene
+    node = rclpy.create_node('extrinsics_listener')
+    got = []
+    node.create_subscription(TFMessage, '/tf_static', got.append, QoSProfile(
+        depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    proc = start_process(['-m', 'aetherscan_ros.demo.publisher', '--scene-dir', str(scene_dir),
+                          '--namespace', '/rig/left', '--frame-id', 'left_optical',
+                          '--extrinsics', 'rig_base', '0.06', '0', '0', '0', '0', '0', '1',
+                          '--wait-subscriber', '20', '--rate', '20'],
+                         tmp_path / 'camera.log', dict(os.environ))
+    image_sub = node.create_subscription(Image, '/rig/left/image_raw', lambda m: None, 10)
+    try:
+        end = time.monotonic() + 30.0
+        while not got and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        assert got, (tmp_path / 'camera.log').read_text()
+        link = got[0].transforms[0]
+        assert (link.header.frame_id, link.child_frame_id) == ('rig_base', 'left_optical')
+        assert np.allclose(transform_to_matrix(link)[:3, 3], [0.06, 0.0, 0.0])
+    finally:
+        stop_process(proc)
+        node.destroy_subscription(image_sub)
+        node.destroy_node()

@@ -33,6 +33,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from aetherscan_ros.core.camera_model import CameraModel
+from aetherscan_ros.core.geometry import quaternion_to_rotation_matrix
 from aetherscan_ros.demo.distortion import DISTORTION_CHOICES
 from aetherscan_ros.ros.images import rgb_to_compressed_msg, rgb_to_image_msg
 from aetherscan_ros.ros.stamps import ns_to_stamp
@@ -62,6 +63,12 @@ def parse_args(argv=None):
     parser.add_argument('--scene-dir', default='',
                         help='load a scene written by write_scene instead of rendering one')
     parser.add_argument('--loops', type=int, default=1, help='times to publish the sequence')
+    parser.add_argument('--frame-id', default=FRAME_ID,
+                        help='header.frame_id of the images (the camera optical frame)')
+    parser.add_argument('--extrinsics', nargs=8, default=None,
+                        metavar=('PARENT', 'X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
+                        help='publish PARENT -> frame-id on /tf_static (a rig camera mounted '
+                        'on PARENT, e.g. the rig base)')
     parser.add_argument('--tf-frame', default='',
                         help='publish the camera pose of each view on /tf as <tf-frame> -> the '
                         'optical frame at the image stamp (the scene world: z up, metres)')
@@ -107,6 +114,22 @@ def camera_info_msg(model: CameraModel, stamp_ns: int = 0, frame_id: str = '') -
     return msg
 
 
+def publish_extrinsics(node, args):
+    """Publish the camera's mounting ``PARENT -> frame-id`` once on /tf_static (latched)."""
+    from rclpy.qos import DurabilityPolicy
+    from tf2_msgs.msg import TFMessage
+    parent, *values = args.extrinsics
+    x, y, z, qx, qy, qz, qw = (float(v) for v in values)
+    pose = np.eye(4)
+    pose[:3, :3] = quaternion_to_rotation_matrix(np.array([qx, qy, qz, qw]))
+    pose[:3, 3] = [x, y, z]
+    pub = node.create_publisher(TFMessage, '/tf_static', QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    pub.publish(TFMessage(transforms=[matrix_to_transform(pose, parent, args.frame_id, 0)]))
+    return pub
+
+
 class TfSender:
     """The camera's ground-truth pose on /tf (with optional noise and latency), as odometry."""
 
@@ -115,6 +138,7 @@ class TfSender:
         self._pub = node.create_publisher(TFMessage, '/tf', QoSProfile(depth=100))
         self._msg_type = TFMessage
         self._frame = args.tf_frame
+        self._child = args.frame_id
         self._noise = tuple(args.tf_noise)
         self._latency = float(args.tf_latency)
         self._rng = np.random.default_rng(args.seed + 1000)
@@ -137,7 +161,7 @@ class TfSender:
             turn = Rotation.from_rotvec(np.radians(self._rng.normal(0.0, self._noise[1], 3)))
             pose[:3, :3] = turn.as_matrix() @ pose[:3, :3]
         self._due.append((time.monotonic() + self._latency, matrix_to_transform(
-            pose, self._frame, FRAME_ID, max(stamp_ns + self._offset_ns, 0))))
+            pose, self._frame, self._child, max(stamp_ns + self._offset_ns, 0))))
         self.send_due()
 
     def send_due(self):
@@ -209,23 +233,27 @@ def main(argv=None):
             rclpy.spin_once(node, timeout_sec=0.1)
         if not args.no_camera_info:  # K before the first image, as a driver would have
             info_pub.publish(camera_info_msg(model, node.get_clock().now().nanoseconds,
-                                             FRAME_ID))
+                                             args.frame_id))
         time.sleep(0.5)
         lens = (f', raw {model.distortion_model} images' if model.has_distortion else '')
         log.info(f'publishing {scene.num_views} views {width}x{height} on {topic} '
                  f'({args.qos}{lens}) at {args.rate} Hz')
         period = 1.0 / args.rate
         tf = TfSender(node, args) if args.tf_frame else None
+        latched = []  # kept alive: late subscribers (transient local) still get the mounting
+        if args.extrinsics:
+            latched.append(publish_extrinsics(node, args))
         for _ in range(args.loops):
             for view in range(scene.num_views):
                 stamp_ns = node.get_clock().now().nanoseconds
                 if not args.no_camera_info:
-                    info_pub.publish(camera_info_msg(model, stamp_ns, FRAME_ID))
+                    info_pub.publish(camera_info_msg(model, stamp_ns, args.frame_id))
                 if args.transport == 'raw':
-                    msg = rgb_to_image_msg(scene.images[view], stamp_ns, FRAME_ID)
+                    msg = rgb_to_image_msg(scene.images[view], stamp_ns, args.frame_id)
                 else:
                     msg = rgb_to_compressed_msg(
-                        scene.images[view], args.format, stamp_ns=stamp_ns, frame_id=FRAME_ID)
+                        scene.images[view], args.format, stamp_ns=stamp_ns,
+                        frame_id=args.frame_id)
                 pub.publish(msg)
                 if tf is not None:
                     tf.queue(scene.poses_c2w[view], stamp_ns)
