@@ -88,13 +88,7 @@ def split_image_arguments(images: Sequence[str], intrinsics: Sequence[str]
     hands it the images too. A value that exists on disk or ends in an image extension cannot
     be ``fx,fy,cx,cy``: it goes back to the images, keeping the command-line order.
     """
-    images, kept = list(images), []
-    for text in intrinsics:
-        if os.path.exists(text) or Path(text).suffix.lower() in IMAGE_EXTENSIONS:
-            images.append(text)
-        else:
-            kept.append(text)
-    return images, kept
+    return _images_back(images, intrinsics, os.path.exists)
 
 
 def split_camera_info_arguments(images: Sequence[str], camera_info: Sequence[str]
@@ -106,9 +100,15 @@ def split_camera_info_arguments(images: Sequence[str], camera_info: Sequence[str
     directory or a file with an image extension is not a calibration file: it goes back to the
     images, keeping the command-line order.
     """
+    return _images_back(images, camera_info, os.path.isdir)
+
+
+def _images_back(images: Sequence[str], values: Sequence[str],
+                 is_image_path) -> Tuple[List[str], List[str]]:
+    """Move the ``values`` that name images (``is_image_path`` or an image extension) back."""
     images, kept = list(images), []
-    for text in camera_info:
-        if os.path.isdir(text) or Path(text).suffix.lower() in IMAGE_EXTENSIONS:
+    for text in values:
+        if is_image_path(text) or Path(text).suffix.lower() in IMAGE_EXTENSIONS:
             images.append(text)
         else:
             kept.append(text)

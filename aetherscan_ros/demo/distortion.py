@@ -26,7 +26,7 @@ import numpy as np
 from aetherscan_ros.core.camera_model import CameraModel
 from aetherscan_ros.core.undistortion import undistort_points, undistorted_intrinsics
 from aetherscan_ros.demo.room import make_texture, render, scene_boxes
-from aetherscan_ros.demo.scene import DemoScene
+from aetherscan_ros.demo.scene import DemoScene, voxel_samples
 
 _LOG = logging.getLogger(__name__)
 
@@ -44,8 +44,6 @@ DISTORTION_CHOICES = ('none',) + tuple(DISTORTIONS)
 
 _BORDER_PX = 2  # pinhole pixels rendered beyond the last one a raw pixel samples
 _SAMPLE_STRIDE = 2  # surface samples from every 2nd raw pixel, as demo/scene.py takes them
-_SAMPLE_VOXEL_M = 0.01  # surface samples: one per 1 cm voxel, as demo/scene.py makes them
-_MAX_SAMPLES = 400_000
 
 
 def raw_camera_model(model_name: str, K: np.ndarray, width: int, height: int,
@@ -175,17 +173,6 @@ def distort_scene(scene: DemoScene, model_name: str,
     return images, model
 
 
-def _voxel_samples(points: np.ndarray, seed: int) -> np.ndarray:
-    """Return ``[M, 3]`` float32: the first point of every 1 cm voxel (at most 400k)."""
-    keys = np.floor(points / _SAMPLE_VOXEL_M).astype(np.int64)
-    _, first = np.unique(keys, axis=0, return_index=True)
-    pts = points[np.sort(first)]
-    if len(pts) > _MAX_SAMPLES:
-        pick = np.random.default_rng(seed).choice(len(pts), _MAX_SAMPLES, replace=False)
-        pts = pts[np.sort(pick)]
-    return pts.astype(np.float32)
-
-
 def distorted_demo_scene(scene: DemoScene, model_name: str,
                          coefficients: Optional[Sequence[float]] = None
                          ) -> Tuple[DemoScene, CameraModel]:
@@ -201,7 +188,7 @@ def distorted_demo_scene(scene: DemoScene, model_name: str,
     width, height = scene.size
     model = raw_camera_model(model_name, scene.K, width, height, coefficients)
     images, points = _render_raw(scene, model)
-    samples = _voxel_samples(points, int(scene.meta.get('seed', 0)))
+    samples = voxel_samples(points, int(scene.meta.get('seed', 0)))
     extent = float(np.linalg.norm(samples.max(axis=0) - samples.min(axis=0)))
     meta = dict(scene.meta)
     meta['distortion'] = {

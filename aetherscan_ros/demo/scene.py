@@ -102,7 +102,12 @@ class DemoScene:
 def _surface_samples(depths: np.ndarray, K: np.ndarray, poses: np.ndarray,
                      seed: int) -> np.ndarray:
     """Return ``[M, 3]`` float32 samples of every seen surface, one per 1 cm voxel."""
-    pts = np.concatenate([backproject(d, K, p, stride=2) for d, p in zip(depths, poses)])
+    return voxel_samples(
+        np.concatenate([backproject(d, K, p, stride=2) for d, p in zip(depths, poses)]), seed)
+
+
+def voxel_samples(pts: np.ndarray, seed: int) -> np.ndarray:
+    """Return ``[M, 3]`` float32: the first point ``[N, 3]`` of every 1 cm voxel (<= 400k)."""
     keys = np.floor(pts / _SAMPLE_VOXEL_M).astype(np.int64)
     _, first = np.unique(keys, axis=0, return_index=True)
     pts = pts[np.sort(first)]
