@@ -23,6 +23,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from aetherscan_ros.backends.base import ReconstructionError
+from aetherscan_ros.backends.classical.geometry_checks import (
+    check_cheirality, check_planar, check_rotation, triangulate)
 from aetherscan_ros.backends.classical.pairs import best_verified_pair
 from aetherscan_ros.core.geometry import invert_pose
 
@@ -294,9 +296,10 @@ def _two_view_fallback(db_path: Path, files, images, Ks, names,
 
     Used when the incremental mapper cannot initialise (typically two views whose parallax is
     below its initialisation threshold). Points are triangulated linearly with OpenCV.
+    Degenerate geometry (a planar scene, a failed cheirality check, an implausible rotation) is
+    refused or, for a planar scene with one valid solution, posed from the homography
+    (:mod:`.geometry_checks`).
     """
-    import cv2
-
     pycolmap = import_pycolmap()
     num = len(files)
     with pycolmap.Database.open(db_path) as db:
@@ -319,20 +322,21 @@ def _two_view_fallback(db_path: Path, files, images, Ks, names,
                                             mask.reshape(-1, 1))
     pose = refined['cam2_from_cam1'] if isinstance(refined, dict) else refined
     b_from_a = np.vstack([np.asarray(pose.matrix(), np.float64), [0, 0, 0, 1]])
-    na = np.asarray(cam_a.cam_from_img(pa[mask]), np.float64)
-    nb = np.asarray(cam_b.cam_from_img(pb[mask]), np.float64)
-    X = cv2.triangulatePoints(np.eye(3, 4), b_from_a[:3], na.T, nb.T)
-    X = (X[:3] / X[3]).T
-    centre_b = invert_pose(b_from_a)[:3, 3]
-    rays_a = X / np.linalg.norm(X, axis=1, keepdims=True)
-    rays_b = (X - centre_b) / np.linalg.norm(X - centre_b, axis=1, keepdims=True)
-    parallax = np.degrees(np.arccos(np.clip((rays_a * rays_b).sum(1), -1, 1)))
-    ok = (X[:, 2] > 0) & ((X @ b_from_a[:3, :3].T + b_from_a[:3, 3])[:, 2] > 0)
+    label = f'{names[a]} / {names[b]}'
+    Ka, Kb = (np.asarray(c.calibration_matrix(), np.float64) for c in (cam_a, cam_b))
+    known = Ks[a] is not None and Ks[b] is not None
+    b_from_a, mask, checks = check_planar(pa, pb, Ka, Kb, b_from_a, mask, ransac.max_error,
+                                          label, opts.min_parallax_deg, known)
+    na, nb = (np.asarray(c.cam_from_img(p[mask]), np.float64) for c, p in ((cam_a, pa),
+                                                                           (cam_b, pb)))
+    X, parallax, ok = triangulate(na, nb, b_from_a)
+    check_cheirality(ok, parallax, opts.min_parallax_deg, label, known)
     median_parallax = float(np.median(parallax[ok])) if ok.any() else 0.0
     if ok.sum() < 15 or median_parallax < opts.min_parallax_deg:
         raise ReconstructionError(
-            f'{names[a]} / {names[b]}: insufficient parallax (median {median_parallax:.2f} deg, '
+            f'{label}: insufficient parallax (median {median_parallax:.2f} deg, '
             f'need {opts.min_parallax_deg}): the camera did not move or only rotated')
+    check_rotation(b_from_a, pa[mask], pb[mask], images[b].shape[1::-1], label)
     ok &= parallax > 0.25 * opts.min_parallax_deg
     X = X[ok]
     px = np.round(pa[mask][ok] - COLMAP_PIXEL_OFFSET).astype(int)
@@ -353,10 +357,13 @@ def _two_view_fallback(db_path: Path, files, images, Ks, names,
     registered[[a, b]] = True
     observers = [np.zeros(0, np.int64) for _ in range(num)]
     observers[a] = observers[b] = np.arange(len(X))
-    model = _finalise(c2w, registered, X, colors, observers, intr,
-                      'COLMAP two-view relative pose (LO-RANSAC + refinement)')
+    method = ('COLMAP two-view relative pose (LO-RANSAC + refinement)'
+              if checks['pose_source'] == 'essential matrix' else
+              'two-view homography decomposition (planar scene)')
+    model = _finalise(c2w, registered, X, colors, observers, intr, method)
     model.info['two_view_pair'] = [int(a), int(b)]
     model.info['median_parallax_deg'] = median_parallax
+    model.info.update(checks)
     if Ks[a] is None or Ks[b] is None:
         model.info['warning'] = ("two views cannot determine the focal length: COLMAP's prior "
                                  '(1.2 x the longest image side) was used, so the cloud is '
