@@ -12,7 +12,8 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from aetherscan_ros.core.geometry import rotation_angle_deg
-from aetherscan_ros.ros.camera_info import camera_info_to_k, k_for_image, make_camera_info
+from aetherscan_ros.ros.camera_info import (
+    camera_info_to_k, camera_info_to_model, make_camera_info, model_for_image)
 from aetherscan_ros.ros.errors import ConversionError
 from aetherscan_ros.ros.events import event_msg, parse_event
 from aetherscan_ros.ros.images import compressed_to_rgb, image_to_rgb, rgb_to_compressed_msg
@@ -152,10 +153,12 @@ def test_camera_info():
     msg = deserialize_message(serialize_message(msg), CameraInfo)
     got, size = camera_info_to_k(msg)
     assert np.array_equal(got, k) and size == (640, 480)
-    assert k_for_image(got, size, (640, 480)) is got
-    assert k_for_image(got, (0, 0), (320, 240)) is got
+    model = camera_info_to_model(msg)
+    assert model_for_image(model, (640, 480), False) is model
+    unsized = camera_info_to_model(make_camera_info(k, 0, 0))  # width/height left 0
+    assert np.array_equal(model_for_image(unsized, (320, 240), False).K_eff, k)
     with pytest.raises(ConversionError, match='camera_info is for 640x480'):
-        k_for_image(got, size, (320, 240))
+        model_for_image(model, (320, 240), False)
     for bad, reason in ((np.zeros(9), 'non-positive'), (np.full(9, np.nan), 'NaN'),
                         (np.eye(3).ravel() * 2, 'pinhole')):
         msg.k = [float(v) for v in bad]

@@ -16,11 +16,7 @@ import numpy as np
 
 PATHS = ('orbit', 'robot')
 _ROOM = (3.0, 3.0, 2.8)  # half-size x, half-size y, height (m)
-
-
 _ORBIT_STEP_DEG = 8.0
-
-
 _ROBOT_STEP_M = 0.15
 
 

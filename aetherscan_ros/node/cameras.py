@@ -29,7 +29,7 @@ from aetherscan_ros.node.outputs import reliable_qos
 from aetherscan_ros.ros.camera_info import camera_info_to_model, model_for_image
 from aetherscan_ros.ros.errors import ConversionError
 from aetherscan_ros.ros.images import compressed_to_rgb, image_to_rgb
-from aetherscan_ros.ros.stamps import checked_stamp_ns
+from aetherscan_ros.ros.stamps import checked_stamp_ns, stamp_to_ns
 
 # Header stamps further than this ahead of the node's clock are refused: one such frame would
 # stamp the cloud and TF in the future and make the camera's next good frames look backwards.
@@ -215,9 +215,7 @@ class CameraInputs:
                                   f'{cam.info_topic}: ignored: {exc}')
             return
         cam.model = model
-        stamp = msg.header.stamp
-        cam.k_history.append((received_ns(info), max(0, stamp.sec * 10**9 + stamp.nanosec),
-                              model))
+        cam.k_history.append((received_ns(info), max(0, stamp_to_ns(msg.header.stamp)), model))
 
     def on_image(self, msg, cam: Camera, info=None):
         """Validate and convert one image; offer it to the keyframe buffer."""

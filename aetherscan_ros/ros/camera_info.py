@@ -69,20 +69,6 @@ def model_for_image(model: CameraModel, image_size: Tuple[int, int],
     return model
 
 
-def k_for_image(k: np.ndarray, info_size: Tuple[int, int],
-                image_size: Tuple[int, int]) -> np.ndarray:
-    """
-    Return K valid for ``image_size``; raise :class:`ConversionError` on a size mismatch.
-
-    A CameraInfo with width/height 0 (some drivers leave them unset) is taken as is.
-    """
-    if info_size == (0, 0) or tuple(info_size) == tuple(image_size):
-        return k
-    raise ConversionError(
-        f'camera_info is for {info_size[0]}x{info_size[1]} but the image is '
-        f'{image_size[0]}x{image_size[1]}')
-
-
 def make_camera_info(k: np.ndarray, width: int, height: int, stamp_ns: int = 0,
                      frame_id: str = ''):
     """Build a distortion-free ``sensor_msgs/CameraInfo`` for pinhole ``K`` ``[3, 3]``."""

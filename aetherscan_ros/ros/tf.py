@@ -54,16 +54,6 @@ def matrix_to_transform(pose: np.ndarray, parent: str, child: str,
     return msg
 
 
-def identity_transform(parent: str, child: str, stamp_ns: int) -> TransformStamped:
-    """Return an identity ``TransformStamped`` parent -> child."""
-    msg = TransformStamped()
-    msg.header.stamp = ns_to_stamp(stamp_ns)
-    msg.header.frame_id = parent
-    msg.child_frame_id = child
-    msg.transform.rotation.w = 1.0
-    return msg
-
-
 def transform_to_matrix(msg: TransformStamped) -> np.ndarray:
     """Return the ``[4, 4]`` matrix of a ``TransformStamped`` (parent <- child)."""
     rot = msg.transform.rotation
