@@ -39,6 +39,7 @@ setup(
     entry_points={
         'console_scripts': [
             'aetherscan_node = aetherscan_ros.node:main',
+            'aetherscan_lifecycle_node = aetherscan_ros.node:lifecycle_main',
             'aetherscan = aetherscan_ros.cli:main',
         ],
     },

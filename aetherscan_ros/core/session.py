@@ -35,7 +35,8 @@ COUNTERS = (
     'frames_received', 'invalid_frames', 'camera_info_rejected', 'frame_id_changes',
     'reconstructions_started', 'reconstructions_ok', 'reconstructions_failed',
     'last_duration_s', 'last_points', 'chunks_published', 'stamp_future', 'size_changes',
-    'camera_size_mismatches', 'qos_incompatible', 'callback_errors', 'saves_ok', 'saves_failed')
+    'camera_size_mismatches', 'qos_incompatible', 'callback_errors', 'saves_ok', 'saves_failed',
+    'frames_paused')
 
 # Optical frame (x right, y down, z forward) -> REP-103 body frame (x forward, y left, z up)
 # at the same origin: the node's world_frame, so RViz's default view shows the scene upright.

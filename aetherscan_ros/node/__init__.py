@@ -14,6 +14,12 @@ def main(args=None):
     return run(args)
 
 
+def lifecycle_main(args=None):
+    """Run the managed node (console script ``aetherscan_lifecycle_node``)."""
+    from aetherscan_ros.node.main import main as run
+    return run(args, lifecycle=True)
+
+
 def __getattr__(name):
     if name == 'AetherscanNode':
         from aetherscan_ros.node.aetherscan_node import AetherscanNode

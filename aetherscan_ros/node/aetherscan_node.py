@@ -48,15 +48,27 @@ from aetherscan_ros.node.worker import JobWorker
 NODE_NAME = 'aetherscan_node'
 
 
-class AetherscanNode(Node):
-    """The reconstruction node (see the module docstring and the README)."""
+class NodeWiring:
+    """
+    The node's wiring, shared by :class:`AetherscanNode` and the lifecycle variant.
 
-    def __init__(self, backend_factory=None, **kwargs):
-        """Create the node; ``backend_factory() -> (backend, reason)`` replaces create_backend."""
-        super().__init__(NODE_NAME, **kwargs)
+    ``_declare`` declares the parameter table (a node has parameters in every lifecycle
+    state); ``_wire`` creates the collaborators, their publishers, subscriptions, services and
+    timers and starts the worker; ``_unwire`` stops the work and destroys what ``_wire``
+    created (the lifecycle node's cleanup).
+    """
+
+    def _declare(self, backend_factory=None):
+        self._backend_factory = backend_factory
         self.config = params.declare_all(self)
         self._post_set = PostSetParameters(self, self._after_set_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.wired = False
+        self._period_timer = None
+
+    def _wire(self):
+        """Create the collaborators (in this order: later ones use the earlier ones)."""
+        self._pre_wire = self._entities()
         cfg = self.config
         self.session = ReconstructionSession(FrameBuffer(
             cfg.max_views, cfg.keyframe_min_interval, cfg.keyframe_min_change,
@@ -81,13 +93,42 @@ class AetherscanNode(Node):
         self._period_timer = None
         self._configure_period_timer()
 
-        self.worker = JobWorker(self, backend_factory)
+        self.worker = JobWorker(self, self._backend_factory)
         self.worker.start()
+        self.wired = True
         self.get_logger().info(
             f'listening on {", ".join(c.sub_topic for c in self.cameras.cameras)} '
             f'({cfg.image_transport}, qos {cfg.image_qos}); backend {cfg.backend}; '
             f'min_views {cfg.min_views}, max_views {cfg.max_views}; cloud packer '
             f'{PACKER}, huge-page malloc {hugepage_malloc_state()}')
+
+    def _entities(self) -> dict:
+        return {'subscription': list(self.subscriptions), 'publisher': list(self.publishers),
+                'service': list(self.services), 'timer': list(self.timers),
+                'client': list(self.clients)}
+
+    def _unwire(self) -> bool:
+        """Stop the work (:meth:`close`) and destroy every entity ``_wire`` created."""
+        stopped = self.close()
+        destroy = {'subscription': self.destroy_subscription,
+                   'publisher': self.destroy_publisher, 'service': self.destroy_service,
+                   'timer': self.destroy_timer, 'client': self.destroy_client}
+        # everything created since _wire began, also later (re-subscribed cameras, timers)
+        for kind, entities in self._entities().items():
+            for entity in entities:
+                if entity not in self._pre_wire[kind]:
+                    destroy[kind](entity)
+        self._period_timer = None
+        self.wired = False
+        return stopped
+
+    def inputs_open(self) -> bool:
+        """Whether images are taken and reconstructions start (``enabled``; lifecycle: active)."""
+        return self.config.enabled
+
+    def paused_reason(self) -> str:
+        """Say why inputs are closed (for service answers and events)."""
+        return 'paused (enabled is false; ~/resume or set enabled to true)'
 
     # ------------------------------------------------------------------ parameters
 
@@ -99,6 +140,8 @@ class AetherscanNode(Node):
 
     def _after_set_parameters(self, changes):
         self.config = params.make_config(params.current_values(self))
+        if not self.wired:
+            return
         cfg = self.config
         self.session.buffer.configure(cfg.max_views, cfg.keyframe_min_interval,
                                       cfg.keyframe_min_change, cfg.busy_policy,
@@ -126,6 +169,8 @@ class AetherscanNode(Node):
     def try_start(self, trigger: str) -> Tuple[bool, str]:
         """Take the buffered keyframes and queue a reconstruction; return (started, message)."""
         cfg = self.config
+        if not self.inputs_open():
+            return False, self.paused_reason()
         job, message = self.session.try_start(trigger, cfg.min_views, cfg.max_views)
         if job is None:
             return False, message
@@ -142,12 +187,24 @@ class AetherscanNode(Node):
         backend call is never abandoned), then a ``~/save`` in progress is waited for. Called
         by ``main`` on SIGINT/SIGTERM while the context is still valid; idempotent.
         """
+        if not self.wired:
+            return True
         stopped = self.worker.stop()
         if not stopped:
             self.get_logger().error(
                 'shutting down: the running reconstruction did not stop in time')
         self.trigger_services.close()
         return stopped
+
+
+class AetherscanNode(NodeWiring, Node):
+    """The reconstruction node (see the module docstring and the README)."""
+
+    def __init__(self, backend_factory=None, **kwargs):
+        """Create the node; ``backend_factory() -> (backend, reason)`` replaces create_backend."""
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare(backend_factory)
+        self._wire()
 
     def destroy_node(self):
         """Stop the worker and a save in progress (:meth:`close`), then destroy the node."""

@@ -223,6 +223,9 @@ class CameraInputs:
         cfg = node.config
         session.count('frames_received')
         cam.received += 1
+        if not node.inputs_open():
+            session.count('frames_paused')
+            return
         now = time.monotonic()
         self.last_frame_time = cam.last_time = now
         cam.silence_warned = False

@@ -56,8 +56,13 @@ def init_rclpy(args=None):
         rclpy.init(args=args)
 
 
-def main(args=None):
-    """Run the node until Ctrl-C or SIGTERM (``ros2 run aetherscan_ros aetherscan_node``)."""
+def main(args=None, lifecycle: bool = False):
+    """
+    Run the node until Ctrl-C or SIGTERM (``ros2 run aetherscan_ros aetherscan_node``).
+
+    ``lifecycle``: run the managed variant (``aetherscan_lifecycle_node``) instead; it also
+    ends when its ``shutdown`` transition has run.
+    """
     request = ShutdownRequest()
     request.install()  # before init: a signal during start-up is a clean stop as well
     init_rclpy(args)
@@ -66,13 +71,18 @@ def main(args=None):
     code = 0
     stopped = True
     try:
-        node = AetherscanNode()
+        if lifecycle:
+            from aetherscan_ros.node.lifecycle_node import AetherscanLifecycleNode
+            node = AetherscanLifecycleNode()
+        else:
+            node = AetherscanNode()
         # Every callback is short (the backend runs on the node's own worker thread). The
         # MultiThreadedExecutor of rclpy Jazzy busy-polls: in bench_soak it used a full core
         # and dropped ~70 % of 4 x 30 Hz image streams; this executor received all of them.
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while rclpy.ok() and not request.event.is_set():
+        while rclpy.ok() and not request.event.is_set() and \
+                not getattr(node, 'finalized', False):
             executor.spin_once(timeout_sec=SPIN_STEP_S)
         if request.signal_name:
             node.get_logger().info(f'shutting down ({request.signal_name})')

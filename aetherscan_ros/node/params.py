@@ -127,6 +127,10 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('sync_tolerance', 'double', 0.01,
               'Seconds within which header stamps belong to one set (capture_mode sets) and a '
               'camera_info stamp matches an image stamp.', bounds=(0.0, 10.0)),
+    ParamSpec('enabled', 'bool', True,
+              'Take images and start reconstructions; false = paused (~/pause, ~/resume): '
+              'images are counted and dropped, buffered keyframes are kept, a running '
+              'reconstruction finishes.'),
     ParamSpec('auto_trigger', 'bool', True,
               'Reconstruct as soon as min_views keyframes are buffered.'),
     ParamSpec('trigger_period', 'double', 0.0,
@@ -201,6 +205,7 @@ class NodeConfig:
     busy_policy: str
     capture_mode: str
     sync_tolerance: float
+    enabled: bool
     auto_trigger: bool
     trigger_period: float
     world_frame: str

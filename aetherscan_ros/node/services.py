@@ -1,7 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
 """
-The node's ``std_srvs/Trigger`` services: ``~/reconstruct``, ``~/reset``, ``~/save``.
+The node's ``std_srvs/Trigger`` services: reconstruct, reset, save, pause, resume.
 
 ``~/save`` writes files and renders a preview (seconds for a large cloud): it runs on a
 thread of its own and the service callback is a coroutine that waits for it, so the executor
@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import os
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.parameter import Parameter
 from rclpy.task import Future
 from std_srvs.srv import Trigger
 
@@ -24,7 +25,8 @@ class Services:
         self._node = node
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix='aetherscan_save')
         group = MutuallyExclusiveCallbackGroup()
-        for name, handler in (('reconstruct', self.reconstruct), ('reset', self.reset)):
+        for name, handler in (('reconstruct', self.reconstruct), ('reset', self.reset),
+                              ('pause', self.pause), ('resume', self.resume)):
             node.create_service(Trigger, f'~/{name}',
                                 node.guard.wrap(f'~/{name}', handler, service=True),
                                 callback_group=group)
@@ -50,6 +52,33 @@ class Services:
         response.success = True
         response.message = f'cleared {count} buffered keyframe(s)' + (
             f'; reconstruction #{node.session.recon_id} keeps running' if busy else '')
+        return response
+
+    def pause(self, request, response):
+        """Stop taking images and starting reconstructions (parameter ``enabled`` := false)."""
+        return self._set_enabled(False, response)
+
+    def resume(self, request, response):
+        """Take images and start reconstructions again (parameter ``enabled`` := true)."""
+        return self._set_enabled(True, response)
+
+    def _set_enabled(self, enabled: bool, response):
+        node = self._node
+        was = node.config.enabled
+        result = node.set_parameters([Parameter('enabled', value=enabled)])[0]
+        response.success = result.successful
+        if not result.successful:
+            response.message = f'could not set enabled: {result.reason}'
+            return response
+        buffered = len(node.session.buffer)
+        if was == enabled:
+            response.message = f'already {"running" if enabled else "paused"}'
+        else:
+            response.message = (f'{"resumed" if enabled else "paused"}; '
+                                f'{buffered} keyframe(s) buffered')
+            node.outputs.event('resumed' if enabled else 'paused', buffered=buffered)
+        if enabled:
+            node.maybe_auto_trigger()
         return response
 
     async def save(self, request, response):
