@@ -34,7 +34,7 @@ RVIZ_PATH = REPO / 'config' / 'aetherscan.rviz'
 LAUNCH_PATH = REPO / 'launch' / 'aetherscan.launch.py'
 LAUNCH_ARGS = {'params_file', 'image_topics', 'backend', 'model', 'namespace', 'use_rviz',
                'large_data_profile', 'hugepage_malloc', 'use_sim_time', 'log_level'}
-NODE_TOPICS = ('cloud', 'points', 'cameras', 'camera_poses')
+NODE_TOPICS = ('cloud', 'points', 'cameras', 'camera_poses', 'map', 'path')
 
 
 def _load_launch_module():
@@ -336,7 +336,7 @@ def test_launch_rviz_gets_a_config_for_this_node(recorder):
 
 def test_readme_documents_every_launch_argument():
     text = (REPO / 'README.md').read_text()
-    section = text[text.index('## The node'):text.index('### Design decisions')]
+    section = text[text.index('## The node'):text.index('## The `aetherscan` command line')]
     missing = [name for name in sorted(LAUNCH_ARGS) if f'`{name}`' not in section]
     assert not missing, f'README "The node" does not document launch arguments {missing}'
 
