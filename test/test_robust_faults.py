@@ -235,7 +235,9 @@ def test_save_is_atomic_inside_output_dir_and_never_overwrites(make_node, tmp_pa
     assert ok, path
     assert Path(path) == out / 'reconstruction_0001_2'
     assert (out / 'reconstruction_0001' / 'poses.json').read_text() == 'earlier run'
-    assert {'cloud.ply', 'poses.json', 'preview.png'} == {p.name for p in Path(path).iterdir()}
+    # the default save_exports: colmap + nerfstudio (transforms.json, images/) beside the cloud
+    assert {'cloud.ply', 'poses.json', 'preview.png', 'colmap', 'images', 'transforms.json'} == \
+        {p.name for p in Path(path).iterdir()}
     assert read_poses_json(Path(path) / 'poses.json').poses_c2w.shape == (2, 4, 4)
     assert mon.call('save')[1] == path  # same result again: same directory, not a copy
     names = sorted(p.name for p in out.iterdir())
