@@ -1,7 +1,7 @@
 # Copyright 2026 The AetherScan ROS Authors
 # SPDX-License-Identifier: Apache-2.0
-"""The one error of the message conversions."""
+"""The one error of the message conversions (defined ROS-free, so bag reading shares it)."""
 
+from aetherscan_ros.core.image_codec import ConversionError
 
-class ConversionError(ValueError):
-    """A message cannot be converted; the message says why (the node prefixes the topic)."""
+__all__ = ['ConversionError']
