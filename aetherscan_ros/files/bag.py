@@ -141,6 +141,24 @@ def select_image_topics(bag: Path, types: Dict[str, str], topics: Sequence[str])
     return list(dict.fromkeys(topics))
 
 
+def list_image_topics(path) -> List[str]:
+    """
+    Return the image topics a node subscribes to for the bag at ``path``.
+
+    Raw topics as they are, compressed ones (``.../compressed``) as their base topic (the node
+    then needs ``image_transport: compressed``); :class:`BagError` when the bag has none.
+    """
+    bag = resolve_bag(path)
+    reader = open_bag(bag)
+    try:
+        types = {c.topic: c.msgtype for c in reader.connections}
+    finally:
+        reader.close()
+    topics = select_image_topics(bag, types, ())
+    return list(dict.fromkeys(t[:-len('/compressed')] if t.endswith('/compressed') else t
+                              for t in topics))
+
+
 def iter_messages(reader, topics: Sequence[str], bag: Path,
                   start_ns: Optional[int] = None,
                   stop_ns: Optional[int] = None) -> Iterator[Tuple[str, str, int, bytes]]:
