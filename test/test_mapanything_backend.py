@@ -368,6 +368,26 @@ def test_gpu_options_and_the_out_of_memory_retry(ckpt, monkeypatch):
         backend._infer(views, {})
 
 
+def test_half_precision_weights_on_cuda_heads_stay_float32(ckpt, monkeypatch):
+    """On CUDA with bf16/fp16 the encoder/transformer weights are stored half (memory)."""
+    from aetherscan_ros.models import torch_device
+    from aetherscan_ros.models.mapanything import MapAnything
+    real = MapAnything.from_pretrained.__func__
+    monkeypatch.setattr(torch_device, 'select_device',
+                        lambda pref='auto': (torch.device('cuda', 0), torch.bfloat16))
+    monkeypatch.setattr(torch_device, 'resolve_precision', lambda device, p='auto': torch.bfloat16)
+    monkeypatch.setattr(MapAnything, 'from_pretrained', classmethod(
+        lambda cls, path, device='cpu', dtype=torch.float32: real(cls, path)))  # stays on CPU
+    backend = MapAnythingBackend(str(ckpt), device='cuda', size=70)
+    linear = [m for m in backend.model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and all(m.weight.dtype == torch.bfloat16 for m in linear)
+    assert all(p.dtype == torch.float32 for p in backend.model.dense_head.parameters())
+    assert all(p.dtype == torch.float32 for p in backend.model.pose_head.parameters())
+    monkeypatch.undo()
+    cpu = MapAnythingBackend(str(ckpt), device='cpu', size=70)
+    assert all(p.dtype == torch.float32 for p in cpu.model.parameters())
+
+
 # ------------------------------------------------------------------------------ checkpoints
 
 def test_bad_checkpoints_fail_naming_the_file(ckpt, tmp_path):
