@@ -10,10 +10,15 @@ Pipeline, one module per stage:
   adjustment; a direct two-view relative-pose path (LO-RANSAC + OpenCV triangulation) when
   COLMAP's mapper cannot initialise. pycolmap is imported only through
   :func:`.sfm.import_pycolmap` (zlib first), never at module import.
-* :mod:`.pairs`: identical views (refused by name, before features or after matching) and
-  the image pair of the two-view path.
-* :mod:`.dense`: densification of every registered view from rectified pairs with OpenCV
-  StereoSGBM, fused by multi-pair depth consistency.
+* :mod:`.pairs`: identical views (refused by name, before features or after matching),
+  the image pair of the two-view path, and the mapper's first pair when COLMAP's own choice
+  would be posed from a homography (forward motion over a floor).
+* :mod:`.depth_fusion`: which dense method each view gets (StereoSGBM where its partners
+  rectify well, else the plane sweep), the plane-sweep maps' cross-view check, their points.
+* :mod:`.dense`: densification from rectified pairs with OpenCV StereoSGBM, fused by
+  multi-pair depth consistency.
+* :mod:`.plane_sweep`: multi-view plane-sweep depth (NCC over warped neighbours) for forward
+  motion (the epipole inside the image) and narrow baselines.
 * :mod:`.pipeline`: :class:`ClassicalBackend`, which validates the frames, runs both stages and
   returns the :class:`~aetherscan_ros.backends.base.ReconstructionResult` (result conventions
   in its docstring).

@@ -5,9 +5,11 @@ The ``classical`` backend: a real reconstruction without weights, GPU or torch.
 
 Pipeline: COLMAP (pycolmap) SIFT features, exhaustive (or, for many views, sequential) matching
 with geometric verification and incremental mapping with bundle adjustment; a direct two-view
-relative-pose path when COLMAP's mapper cannot initialise (:mod:`.sfm`); then
-dense depth from rectified view pairs with OpenCV StereoSGBM, fused by multi-pair consistency
-(:mod:`.dense`).
+relative-pose path when COLMAP's mapper cannot initialise (:mod:`.sfm`); then dense depth per
+view, by the method that suits its partners (:mod:`.depth_fusion`): rectified pairs with OpenCV
+StereoSGBM fused by multi-pair consistency (:mod:`.dense`) where the baseline runs across the
+view, a multi-view plane sweep (:mod:`.plane_sweep`) where it does not (forward motion, the
+epipole inside the image) or where it is narrow.
 
 Result conventions (besides those of :mod:`aetherscan_ros.backends.base`):
 
@@ -18,35 +20,87 @@ Result conventions (besides those of :mod:`aetherscan_ros.backends.base`):
 * A view COLMAP cannot register keeps its slot: its pose is all-NaN, it contributes no points,
   and it is listed in ``info['unregistered']`` (names). If view 0 is unregistered, the world is
   the optical frame of the first registered view (``info['reference_view']``).
-* ``confidence`` is a quality score in (0, 1) (see :mod:`.dense`); sparse-only
-  points (views without a stereo partner) get 0.05.
+* ``confidence`` is a quality score in (0, 1) (see :mod:`.dense`, :mod:`.depth_fusion`);
+  sparse-only points (views without dense depth) get 0.05.
+* ``info['method']`` says what ran: the sparse method, then the dense methods with their view
+  counts, e.g. ``COLMAP incremental mapping + plane-sweep dense (5 views) + StereoSGBM dense
+  (3 views)``, or ``... + sparse points only (dense failed: <reason>)``; ``info['dense_methods']``
+  names it per view (``plane-sweep``, ``StereoSGBM``, ``sparse``, ``none``).
+* No point is written twice: a view without dense depth contributes the sparse points that no
+  earlier view has written.
 
 This module never imports torch.
 """
 
+from dataclasses import replace
 import logging
 import os
 from pathlib import Path
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from aetherscan_ros.backends import licences
 from aetherscan_ros.backends.base import (
     Frame, ProgressCallback, ProgressEvent, ReconstructionError, ReconstructionResult,
     result_from_view_clouds, ViewCloud)
 from aetherscan_ros.backends.classical.dense import (
-    choose_neighbors, DenseOptions, densify_view, scale_intrinsics, working_scale)
+    DenseOptions, densify_view, scale_intrinsics, working_scale)
+from aetherscan_ros.backends.classical.depth_fusion import (
+    cross_check, DensePlan, METHOD_NAMES, MODES, plan_dense, SGBM, SWEEP, sweep_points,
+    sweep_views)
 from aetherscan_ros.backends.classical.pairs import identical_images, identical_views_reason
+from aetherscan_ros.backends.classical.plane_sweep import decimated_K, SweepOptions
 from aetherscan_ros.backends.classical.sfm import (
-    import_pycolmap, restore_colmap_verbosity, run_sfm, set_colmap_verbosity, SfmOptions)
+    import_pycolmap, run_sfm, SfmOptions, SparseModel)
 
 _LOG = logging.getLogger(__name__)
 
 SPARSE_ONLY_QUALITY = 0.05
 MIN_IMAGE_SIDE = 32
+
+
+def set_colmap_verbosity(quiet: bool) -> Optional[int]:
+    """Silence COLMAP's glog output below FATAL (process-wide); return the previous level."""
+    try:
+        pycolmap = import_pycolmap()
+        previous = int(pycolmap.logging.minloglevel)
+        pycolmap.logging.minloglevel = 3 if quiet else 0
+        return previous
+    except (ImportError, AttributeError):
+        return None
+
+
+def restore_colmap_verbosity(previous: Optional[int]) -> None:
+    """Undo :func:`set_colmap_verbosity`."""
+    if previous is None:
+        return
+    import_pycolmap().logging.minloglevel = previous
+
+
+def merge_identical_points(sparse: SparseModel) -> SparseModel:
+    """
+    Return ``sparse`` with points that coincide (as float32, the output's type) merged.
+
+    SIFT keeps several orientations of one keypoint, so two tracks can triangulate to the very
+    same point; the output must hold it once. Observers are remapped to the merged indices.
+    """
+    if len(sparse.points) < 2:
+        return sparse
+    _, first, inverse = np.unique(sparse.points.astype(np.float32), axis=0, return_index=True,
+                                  return_inverse=True)
+    if len(first) == len(sparse.points):
+        return sparse
+    order = np.argsort(first)  # merged points keep the order of their first occurrence
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    new_index = rank[inverse.reshape(-1)]
+    observers = [np.unique(new_index[obs]) for obs in sparse.observers]
+    return replace(sparse, points=sparse.points[first[order]],
+                   colors=sparse.colors[first[order]], observers=observers)
 
 
 def _frame_label(frame: Frame, index: int) -> str:
@@ -87,9 +141,13 @@ class ClassicalBackend:
 
     Options (all keyword, all optional): ``max_features`` (SIFT per image, 4096),
     ``min_features`` (below this a view counts as textureless, 80), ``dense`` (True),
-    ``dense_max_size`` (longest side for stereo, 800 px), ``dense_stride`` (pixel step of the
-    dense grid, 2), ``num_neighbors`` (stereo partners per view, 2), ``consistency_tol``
-    (relative depth agreement between pairs, 0.01), ``num_threads`` (-1 = all cores),
+    ``dense_method`` (``'auto'``: per view, StereoSGBM where the partners rectify well, else the
+    plane sweep; ``'sgbm'`` or ``'sweep'`` for every view), ``dense_max_size`` (longest side for
+    stereo, 800 px), ``dense_stride`` (pixel step of the dense grid, 2; the plane sweep runs at
+    that decimated resolution), ``num_neighbors`` (StereoSGBM partners per view, 2),
+    ``sweep_neighbors`` (plane-sweep partners per view, 4), ``consistency_tol`` (relative depth
+    agreement between pairs, 0.01; the plane sweep's cross-view check allows
+    ``sweep_consistency_tol``, 0.02), ``num_threads`` (-1 = all cores),
     ``seed`` (0), ``quiet_colmap`` (silence COLMAP's INFO log, True), ``intrinsics_source``
     (where the frames' K come from, named in ``info['intrinsics']``: ``'camera_info'``; the CLI
     passes ``'--intrinsics'``).
@@ -100,19 +158,29 @@ class ClassicalBackend:
     def __init__(self, max_features: int = 4096, min_features: int = 80, dense: bool = True,
                  dense_max_size: int = 800, dense_stride: int = 2, num_neighbors: int = 2,
                  consistency_tol: float = 0.01, num_threads: int = -1, seed: int = 0,
-                 quiet_colmap: bool = True, intrinsics_source: str = 'camera_info'):
+                 quiet_colmap: bool = True, intrinsics_source: str = 'camera_info',
+                 dense_method: str = 'auto', sweep_neighbors: int = 4,
+                 sweep_consistency_tol: float = 0.02):
         if int(max_features) < 64:
             raise ValueError(f'max_features must be >= 64, got {max_features}')
         if int(dense_stride) < 1 or int(dense_max_size) < 64:
             raise ValueError('dense_stride must be >= 1 and dense_max_size >= 64')
         if int(num_neighbors) < 1 or not 0 < float(consistency_tol) < 1:
             raise ValueError('num_neighbors must be >= 1 and consistency_tol in (0, 1)')
+        if dense_method not in MODES:
+            raise ValueError(f'dense_method must be one of {", ".join(MODES)}, got '
+                             f'{dense_method!r}')
+        if int(sweep_neighbors) < 1 or not 0 < float(sweep_consistency_tol) < 1:
+            raise ValueError('sweep_neighbors must be >= 1 and sweep_consistency_tol in (0, 1)')
         self.sfm_options = SfmOptions(max_features=int(max_features),
                                       min_features=int(min_features),
                                       num_threads=int(num_threads), seed=int(seed))
         self.dense_options = DenseOptions(max_size=int(dense_max_size), stride=int(dense_stride),
                                           num_neighbors=int(num_neighbors),
                                           consistency_tol=float(consistency_tol))
+        self.sweep_options = SweepOptions(num_neighbors=int(sweep_neighbors))
+        self.sweep_tol = float(sweep_consistency_tol)
+        self.dense_method = str(dense_method)
         self.dense = bool(dense)
         self.quiet_colmap = bool(quiet_colmap)
         self.intrinsics_source = str(intrinsics_source)
@@ -124,7 +192,9 @@ class ClassicalBackend:
             colmap = f'pycolmap {import_pycolmap().__version__}'
         except ImportError:  # pragma: no cover - pycolmap is a hard dependency
             colmap = 'pycolmap missing'
-        dense = (f'StereoSGBM densify (stride {self.dense_options.stride}, '
+        methods = {'auto': 'StereoSGBM or plane-sweep densify', SGBM: 'StereoSGBM densify',
+                   SWEEP: 'plane-sweep densify'}[self.dense_method]
+        dense = (f'{methods} (stride {self.dense_options.stride}, '
                  f'<= {self.dense_options.max_size} px)' if self.dense else 'sparse only')
         threads = self.sfm_options.num_threads
         threads = os.cpu_count() if threads <= 0 else threads
@@ -171,11 +241,12 @@ class ClassicalBackend:
         finally:
             restore_colmap_verbosity(verbosity)
         lap('mapping' if stage_of['mapping'] else 'features')
+        sparse = merge_identical_points(sparse)
         num = len(frames)
         registered = sparse.registered
         emit('poses', 0.55, f'{int(registered.sum())}/{num} views registered '
                             f'({sparse.method})')
-        clouds = self._view_clouds(images, sparse, emit)
+        clouds, ran, planned = self._view_clouds(images, sparse, emit)
         lap('densify')
         timings['total'] = time.perf_counter() - start
         total_points = sum(len(c.points) for c in clouds)
@@ -186,7 +257,8 @@ class ClassicalBackend:
         known = [K is not None for K in Ks]
         info = dict(sparse.info)
         info.update({
-            'method': sparse.method + (' + StereoSGBM dense fusion' if self.dense else ''),
+            'method': sparse.method + dense_summary(ran, self.dense, planned),
+            'dense_methods': ran,
             'registered_views': int(registered.sum()),
             'unregistered': [names[i] for i in np.flatnonzero(~registered)],
             'unregistered_policy': 'pose is NaN and the view has no points',
@@ -198,17 +270,25 @@ class ClassicalBackend:
                            f'mixed: known ones ({self.intrinsics_source}) fixed, the others '
                            'estimated by COLMAP'),
             'points_per_view': [int(len(c.points)) for c in clouds],
-            'confidence': 'quality score in (0, 1): agreeing stereo pairs / pairs tried * '
-                          'disparity / (disparity + 8 px); 0.05 for sparse-only points',
+            'confidence': 'quality score in (0, 1): agreeing stereo pairs (or plane-sweep '
+                          'neighbours) / pairs tried * disparity (or parallax) / (that + 8 px); '
+                          f'{SPARSE_ONLY_QUALITY} for sparse-only points',
             'device': 'cpu',
+            'licence': licences.CLASSICAL,
         })
         emit('done', 1.0, f'{total_points} points from {int(registered.sum())} views')
         image_sizes = np.array([[img.shape[1], img.shape[0]] for img in images], np.int64)
         return result_from_view_clouds(clouds, sparse.poses_c2w, sparse.intrinsics, image_sizes,
                                        self.name, timings=timings, info=info)
 
-    def _view_clouds(self, images: Sequence[np.ndarray], sparse, emit) -> List[ViewCloud]:
-        """Densify every registered view in order, emitting one ``view_points`` event each."""
+    def _view_clouds(self, images: Sequence[np.ndarray], sparse,
+                     emit) -> Tuple[List[ViewCloud], List[str], int]:
+        """
+        Densify every registered view in order, emitting one ``view_points`` event each.
+
+        Returns the clouds, per view what made its points (``info['dense_methods']``) and how
+        many views had dense partners.
+        """
         num = len(images)
         opts = self.dense_options
         work_images, work_K = [], []
@@ -220,26 +300,67 @@ class ClassicalBackend:
                 s = size[0] / images[len(work_images)].shape[1]
             work_images.append(img)
             work_K.append(scale_intrinsics(K, s))
-        neighbors = (choose_neighbors(sparse.poses_c2w, sparse.registered, sparse.points,
-                                      sparse.observers, opts) if self.dense else {})
-        clouds = []
+        poses, points, observers = sparse.poses_c2w, sparse.points, sparse.observers
+        plan = (plan_dense(poses, sparse.registered, points, observers, opts,
+                           self.sweep_options, self.dense_method) if self.dense else DensePlan())
+        maps = sweep_views(plan.views(SWEEP), plan.neighbors, work_images, work_K, poses, points,
+                           observers, opts.stride, self.sweep_options,
+                           lambda done, total: emit('densify', 0.55 + 0.2 * done / total,
+                                                    f'plane sweep {done}/{total} views'))
+        sweep_K = {v: decimated_K(work_K[v], opts.stride) for v in maps}
+        written = np.zeros(len(points), bool)  # sparse points already in the output
+        clouds, ran = [], []
         for v in range(num):
             pts = np.zeros((0, 3), np.float32)
             cols = np.zeros((0, 3), np.uint8)
             qual = np.zeros(0, np.float32)
-            if sparse.registered[v] and neighbors.get(v):
-                pts, cols, qual = densify_view(v, work_images, work_K, sparse.poses_c2w,
-                                               sparse.points, sparse.observers, neighbors[v],
-                                               opts)
-            if sparse.registered[v] and len(pts) == 0 and len(sparse.observers[v]):
-                idx = sparse.observers[v]
-                pts = sparse.points[idx].astype(np.float32)
+            method = plan.method.get(v)
+            if method == SGBM:
+                pts, cols, qual = densify_view(v, work_images, work_K, poses, points, observers,
+                                               plan.neighbors[v], opts)
+            elif method == SWEEP:
+                keep = cross_check(v, maps, plan.neighbors[v], sweep_K, poses, self.sweep_tol)
+                pts, cols, qual = sweep_points(v, maps, keep, work_images[v], work_K[v], poses[v],
+                                               opts.stride)
+            ran.append(METHOD_NAMES[method] if len(pts) else 'none')
+            if sparse.registered[v] and len(pts) == 0:
+                idx = observers[v][~written[observers[v]]] if len(observers[v]) else []
+                written[idx] = True
+                pts = points[idx].astype(np.float32)
                 cols = sparse.colors[idx].astype(np.uint8)
                 qual = np.full(len(idx), SPARSE_ONLY_QUALITY, np.float32)
-                _LOG.info('view %d: no usable stereo partner, using its %d sparse points',
-                          v, len(idx))
+                ran[-1] = 'sparse'
+                _LOG.info('view %d: no dense depth (%s), using %d sparse points not written '
+                          'before', v, 'no partner' if method is None else f'{method} failed',
+                          len(idx))
             cloud = ViewCloud(v, pts, cols, qual)
             clouds.append(cloud)
-            emit('view_points', 0.55 + 0.44 * (v + 1) / num,
+            emit('view_points', 0.75 + 0.24 * (v + 1) / num,
                  f'view {v}: {len(pts)} points', cloud)
-        return clouds
+        return clouds, ran, len(plan.method)
+
+
+def _views(n: int) -> str:
+    return f'{n} view{"s" if n != 1 else ""}'
+
+
+def dense_summary(ran: Sequence[str], dense: bool, planned: int) -> str:
+    """
+    Return the dense part of ``info['method']``, true to what ran per view.
+
+    ``ran`` holds one entry per view (:data:`METHOD_NAMES` values, ``'sparse'`` or ``'none'``);
+    ``planned`` counts the views that had dense partners.
+    """
+    counts = {name: sum(1 for r in ran if r == name) for name in METHOD_NAMES.values()}
+    parts = [f'{name} dense ({_views(n)})' for name, n in counts.items() if n]
+    sparse = sum(1 for r in ran if r == 'sparse')
+    if not parts:
+        why = ('dense disabled' if not dense else
+               'dense failed: no view has a partner with enough overlap and parallax'
+               if not planned else
+               f'dense failed: no depth of the {_views(planned)} tried survived the '
+               'consistency checks')
+        return f' + sparse points only ({why})'
+    if sparse:
+        parts.append(f'sparse points ({_views(sparse)})')
+    return ' + ' + ' + '.join(parts)

@@ -7,7 +7,10 @@ COLMAP does the heavy lifting (SIFT extraction, exhaustive or sequential matchin
 verification, incremental mapping with bundle adjustment). When COLMAP's mapper cannot initialise a
 model (typically two views with less parallax than its initialisation threshold), the best
 verified image pair is reconstructed directly: COLMAP's relative-pose estimator (LO-RANSAC) and
-non-linear refinement on the verified matches, then linear triangulation with OpenCV.
+non-linear refinement on the verified matches, then linear triangulation with OpenCV. For
+forward motion the mapper may start from a pair driving straight ahead
+(``init_max_forward_motion`` 1), and from an epipolar pair rather than one posed from a
+homography (:func:`.pairs.essential_initial_pair`).
 
 Outputs use this package's conventions (see :mod:`aetherscan_ros.backends.base`): the world
 frame is the optical frame of the reference view (the lowest-index registered view), ``K`` uses
@@ -25,7 +28,7 @@ import numpy as np
 from aetherscan_ros.backends.base import ReconstructionError
 from aetherscan_ros.backends.classical.geometry_checks import (
     check_cheirality, check_planar, check_rotation, triangulate)
-from aetherscan_ros.backends.classical.pairs import best_verified_pair
+from aetherscan_ros.backends.classical.pairs import best_verified_pair, essential_initial_pair
 from aetherscan_ros.core.geometry import invert_pose
 
 _LOG = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class SfmOptions:
     sequential_overlap: int = 8
     init_min_tri_angle_deg: float = 4.0
     init_min_inliers: int = 50
+    init_max_forward_motion: float = 1.0
     min_parallax_deg: float = 0.75
     num_threads: int = -1
     seed: int = 0
@@ -184,6 +188,7 @@ def run_sfm(images: Sequence[np.ndarray], Ks: Sequence[Optional[np.ndarray]],
         matcher = f'sequential (overlap {opts.sequential_overlap})'
     with pycolmap.Database.open(db_path) as db:
         verified = db.num_verified_image_pairs()
+        first_pair = essential_initial_pair(db, opts.init_min_inliers)
     if verified == 0:
         raise ReconstructionError(
             f'no pair of the {num} views shares enough geometrically verified SIFT matches '
@@ -202,15 +207,22 @@ def run_sfm(images: Sequence[np.ndarray], Ks: Sequence[Optional[np.ndarray]],
     pipeline.num_threads = opts.num_threads
     pipeline.random_seed = opts.seed
     pipeline.extract_colors = True
-    pipeline.mapper.init_min_tri_angle = opts.init_min_tri_angle_deg
+    pipeline.mapper.init_max_forward_motion = opts.init_max_forward_motion  # 1: driving ahead
     pipeline.mapper.init_min_num_inliers = opts.init_min_inliers
     pipeline.mapper.abs_pose_refine_focal_length = not known
     pipeline.mapper.random_seed = opts.seed
     pipeline.triangulation.random_seed = opts.seed
-    out_dir = workdir / 'sparse'
-    out_dir.mkdir()
-    recs = pycolmap.incremental_mapping(db_path, image_dir, out_dir, options=pipeline)
-    best = max(recs.values(), key=lambda r: r.num_reg_images(), default=None)
+    for attempt, pair in enumerate([first_pair, None] if first_pair else [None]):
+        pipeline.init_image_id1, pipeline.init_image_id2 = pair or (-1, -1)
+        pipeline.init_num_trials = 3 if pair else 200  # a named pair fails fast
+        # it was verified with an E/F matrix: half the usual triangulation angle will do
+        pipeline.mapper.init_min_tri_angle = opts.init_min_tri_angle_deg / (2 if pair else 1)
+        out_dir = workdir / f'sparse{attempt}'
+        out_dir.mkdir()
+        recs = pycolmap.incremental_mapping(db_path, image_dir, out_dir, options=pipeline)
+        best = max(recs.values(), key=lambda r: r.num_reg_images(), default=None)
+        if best is not None and best.num_reg_images() >= 2:
+            break  # else the named first pair did not initialise: let COLMAP choose
     info = {'matcher': matcher, 'verified_pairs': int(verified),
             'features_per_view': [int(c) for c in counts]}
     if best is not None and best.num_reg_images() >= 2:
@@ -370,21 +382,3 @@ def _two_view_fallback(db_path: Path, files, images, Ks, names,
                                  'distorted unless it happens to be right; give the intrinsics '
                                  '(camera_info / --intrinsics) or more views')
     return model
-
-
-def set_colmap_verbosity(quiet: bool) -> Optional[int]:
-    """Silence COLMAP's glog output below FATAL (process-wide); return the previous level."""
-    try:
-        pycolmap = import_pycolmap()
-        previous = int(pycolmap.logging.minloglevel)
-        pycolmap.logging.minloglevel = 3 if quiet else 0
-        return previous
-    except (ImportError, AttributeError):
-        return None
-
-
-def restore_colmap_verbosity(previous: Optional[int]) -> None:
-    """Undo :func:`set_colmap_verbosity`."""
-    if previous is None:
-        return
-    import_pycolmap().logging.minloglevel = previous
