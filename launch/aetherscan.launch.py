@@ -7,8 +7,8 @@ Arguments (``ros2 launch aetherscan_ros aetherscan.launch.py -s`` lists them)::
 
     params_file   YAML with the node's parameters (default: config/aetherscan.yaml); must exist
     image_topics  comma-separated image topics; empty = the value in params_file
-    backend       auto | fast3r | classical; empty = the value in params_file
-    model         Fast3R checkpoint dir or hub repo id; empty = the value in params_file
+    backend       auto | mapanything | fast3r | classical; empty = the value in params_file
+    model         MapAnything or Fast3R checkpoint dir or hub repo id; empty = params_file value
     namespace     namespace of the node (topics become /<ns>/aetherscan_node/...)
     use_rviz      true | false: also start rviz2 with config/aetherscan.rviz, its topics
                   rewritten for this namespace and the first image topic (a temp file)

@@ -89,13 +89,15 @@ def camera_info_msg(types, K: np.ndarray, width: int, height: int, stamp_ns: int
 
 def write_scene_bag(out: Path, scene, storage: str = 'sqlite3', compressed: Optional[str] = None,
                     encoding: str = 'rgb8', camera_info: bool = True, tf: bool = True,
-                    extra_topics: bool = False, model=None, topic: str = '/cam') -> Path:
+                    extra_topics: bool = False, model=None, topic: str = '/cam',
+                    period_ns: int = PERIOD_NS) -> Path:
     """
     Write ``scene`` (a DemoScene) as a rosbag2 bag at ``out`` (must not exist); return ``out``.
 
     ``storage``: sqlite3 (.db3) or mcap; ``compressed``: None (raw Image in ``encoding``),
     'png' or 'jpeg'. ``extra_topics`` adds a String topic (not an image); ``model`` (a
-    CameraModel) gives camera_info its distortion; ``topic`` is the camera namespace.
+    CameraModel) gives camera_info its distortion; ``topic`` is the camera namespace;
+    ``period_ns`` the time between views.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import get_typestore, Stores
@@ -123,7 +125,7 @@ def write_scene_bag(out: Path, scene, storage: str = 'sqlite3', compressed: Opti
             writer.write(conn_str, STAMP0_NS, store.serialize_cdr(
                 types['std_msgs/msg/String'](data='hello'), 'std_msgs/msg/String'))
         for i in range(scene.num_views):
-            stamp = STAMP0_NS + i * PERIOD_NS
+            stamp = STAMP0_NS + i * period_ns
             if tf:
                 base = scene.poses_c2w[i] @ invert_pose(MOUNT)
                 msg = types['tf2_msgs/msg/TFMessage'](transforms=[

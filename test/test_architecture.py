@@ -23,6 +23,11 @@ PACKAGE = 'aetherscan_ros'
 # the demo's ROS programs, and the re-export kept for the old msg_cloud path.
 ROS_SIDE = ('aetherscan_ros.node', 'aetherscan_ros.ros', 'aetherscan_ros.demo.publisher',
             'aetherscan_ros.demo.run_demo', 'aetherscan_ros.msg_cloud')
+# The one door from cli/ into the ROS side: the entry module of the verbs that talk to a running
+# node (play, call, events) may import exactly these ROS-side modules, and only inside a
+# function (so no other verb loads rclpy); any other ROS import from it is a violation.
+ROS_VERB_ENTRY = 'aetherscan_ros.cli.ros_verbs'
+ROS_VERB_MODULES = ('aetherscan_ros.node.play', 'aetherscan_ros.node.client')
 # Everything else is the ROS-free side; these folders must exist and hold modules.
 ROS_FREE_FOLDERS = ('core', 'cloud', 'backends', 'models', 'files', 'cli')
 ROS_PACKAGES = {'rclpy', 'rcl_interfaces', 'rcl_lifecycle', 'rosidl_runtime_py', 'rosbag2_py',
@@ -61,6 +66,17 @@ def imports_in(path: Path, module: str) -> Iterator[Tuple[str, int]]:
                 yield f'{base}.{alias.name}', node.lineno
 
 
+def lazy_import_lines(path: Path) -> Set[int]:
+    """Return the lines of the imports made inside a function (not at import time)."""
+    tree = ast.parse(path.read_text(encoding='utf-8'), str(path))
+    lines = set()
+    for func in ast.walk(tree):
+        if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines.update(node.lineno for node in ast.walk(func)
+                         if isinstance(node, (ast.Import, ast.ImportFrom)))
+    return lines
+
+
 def is_ros(name: str) -> bool:
     """Return whether an imported name belongs to ROS (rclpy, interface packages...)."""
     top = name.split('.')[0]
@@ -85,15 +101,19 @@ def boundary_violations(root: Path) -> List[str]:
     Return one line per import that breaks the boundary, naming the module and the line.
 
     An import breaks it when a ROS-free module imports a ROS package, directly or through a
-    module of the ROS side.
+    module of the ROS side. The exception: ``ROS_VERB_ENTRY`` importing one of
+    ``ROS_VERB_MODULES`` inside a function.
     """
     modules = modules_of(root)
     problems = []
     for module, path in modules.items():
         if on_ros_side(module):
             continue
+        lazy = lazy_import_lines(path) if module == ROS_VERB_ENTRY else set()
         for name, line in imports_in(path, module):
             target = own_module(name, modules, root)
+            if line in lazy and target in ROS_VERB_MODULES and not is_ros(name):
+                continue
             if is_ros(name) or (target and on_ros_side(target)):
                 problems.append(f'{module} ({path.relative_to(root)}:{line}) imports {name}: '
                                 'ROS-free modules must not import rclpy, message packages '
@@ -180,6 +200,35 @@ def test_boundary_check_can_fail(tmp_path, source):
     problems = boundary_violations(root)
     assert len(problems) == 1 and problems[0].startswith('aetherscan_ros.core.session ('), \
         problems
+
+
+_VERBS = {'node/play.py': 'import rclpy\n', 'node/client.py': 'import rclpy\n'}
+_LAZY_PLAY = 'def cmd_play(args):\n    from aetherscan_ros.node.play import run_play\n'
+
+
+def test_ros_verb_entry_may_import_its_verbs_lazily(tmp_path):
+    """cli/ros_verbs.py may import node/play.py and node/client.py inside a function."""
+    lazy_call = 'def cmd_call(args):\n    from ..node import client\n    return client\n'
+    root = _fake_package(tmp_path, {
+        '__init__.py': '', 'cli/__init__.py': '', 'node/__init__.py': '', **_VERBS,
+        'cli/ros_verbs.py': _LAZY_PLAY + lazy_call})
+    assert boundary_violations(root) == []
+
+
+@pytest.mark.parametrize('rel,source', [
+    ('cli/ros_verbs.py', 'from aetherscan_ros.node.play import run_play\n'),  # at import time
+    ('cli/ros_verbs.py', 'def f():\n    import rclpy\n'),  # ROS itself, even lazily
+    ('cli/ros_verbs.py', 'def f():\n    from aetherscan_ros.node import params\n'),  # unlisted
+    ('cli/app.py', _LAZY_PLAY),  # another cli module
+    ('core/session.py', _LAZY_PLAY),  # a core module
+])
+def test_ros_verb_exception_is_narrow(tmp_path, rel, source):
+    root = _fake_package(tmp_path, {
+        '__init__.py': '', 'cli/__init__.py': '', 'core/__init__.py': '',
+        'node/__init__.py': '', 'node/params.py': 'import rclpy\n', **_VERBS, rel: source})
+    problems = boundary_violations(root)
+    module = 'aetherscan_ros.' + rel[:-3].replace('/', '.')
+    assert len(problems) == 1 and problems[0].startswith(module + ' ('), problems
 
 
 def test_no_import_cycles():

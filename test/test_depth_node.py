@@ -5,7 +5,7 @@ Depth out and ``~/save`` exports through the node (cross-process).
 
 The demo camera publishes its images with its true poses on /tf (``odom``); the node
 (classical backend, ``fixed_frame: odom``) anchors the reconstruction in metres and publishes
-one ``~/depth/image`` + ``~/depth/camera_info`` pair per view with the view's image stamp
+one ``~/depth`` + ``~/depth/camera_info`` pair per view with the view's image stamp
 and optical frame. Carried through the node's own camera TF, every depth pixel must land on
 the ``~/cloud`` it came from, and the depth must be the scene's true depth in metres.
 ``~/save`` must write ``colmap/``, ``transforms.json`` and ``images/`` beside ``cloud.ply``.
@@ -55,7 +55,7 @@ def test_depth_pairs_reproject_onto_the_cloud_and_save_writes_the_exports(ros, t
     monitor = NodeMonitor()
     depths, infos = [], []
     qos = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
-    monitor.node.create_subscription(Image, '/aetherscan_node/depth/image', depths.append, qos)
+    monitor.node.create_subscription(Image, '/aetherscan_node/depth', depths.append, qos)
     monitor.node.create_subscription(CameraInfo, '/aetherscan_node/depth/camera_info',
                                      infos.append, qos)
     procs = [start_process(node_command({
@@ -193,7 +193,8 @@ def test_depth_headers_follow_the_frames_and_the_mode(mode, metric, want):
     outputs = Outputs(node)
     result, frames = _two_view_result(metric)
     assert outputs.publish_depth(result, frames) == len(want)
-    images = node.topics['~/depth/image'].sent
+    images = node.topics['~/depth'].sent
+    assert [m.header for m in node.topics['~/depth/image'].sent] == [m.header for m in images]
     infos = node.topics['~/depth/camera_info'].sent
     assert [(m.header.frame_id, _stamp_ns(m.header)) for m in images] == want
     assert [m.header for m in infos] == [m.header for m in images]
@@ -204,7 +205,7 @@ def test_depth_headers_follow_the_frames_and_the_mode(mode, metric, want):
         assert events[-1]['event'] == 'depth' and events[-1]['views'] == len(want)
         assert ('not metric' in events[-1].get('reason', '')) == (mode == 'auto' and not metric)
     if mode != 'off':  # nobody listening: nothing rendered, the event says why
-        for topic in ('~/depth/image', '~/depth/camera_info'):
+        for topic in ('~/depth', '~/depth/image', '~/depth/camera_info'):
             node.topics[topic].subscribers = 0
         assert outputs.publish_depth(result, frames) == 0 and len(images) == len(want)
         last = parse_event(node.topics['~/events'].sent[-1])

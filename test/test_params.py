@@ -37,7 +37,8 @@ def test_table_is_complete_and_consistent():
 
 
 @pytest.mark.parametrize('values, reason', [
-    ({'backend': 'magic'}, "backend: 'magic' is not one of auto, fast3r, classical"),
+    ({'backend': 'magic'}, "backend: 'magic' is not one of auto, mapanything, fast3r, "
+     'classical'),
     ({'image_transport': 'theora'}, 'image_transport'),
     ({'device': 'tpu'}, 'device'),
     ({'busy_policy': 'queue'}, 'busy_policy'),

@@ -16,7 +16,8 @@ A block preceded by ``<!-- readme-test: continue -->`` runs with the previous on
 commands of a second terminal while the first runs the node). A block preceded by
 ``<!-- readme-test: skip REASON -->`` is not run (only for what needs a
 real ROS install, e.g. SROS2); ``<!-- readme-test: prepare bag=NAME -->`` writes a rosbag2 of
-the demo scene there first. ``make test`` is this suite itself (``.ci/run``); ``make demo``
+the demo scene there first (6 views, 1 s apart, ``/camera/image_raw`` + camera_info, TF
+in ``odom``). ``make test`` is this suite itself (``.ci/run``); ``make demo``
 runs here for real.
 """
 
@@ -136,10 +137,14 @@ def _prepare(block: Block, workdir: Path):
     (workdir / 'config').symlink_to(REPO / 'config')
     for item in block.directive.split()[1:] if block.directive.startswith('prepare') else ():
         kind, _, name = item.partition('=')
-        if kind == 'bag':
+        if kind == 'bag':  # 6 views 320x240, 1 s apart, camera_info, TF in odom
             sys.path.insert(0, str(REPO / 'test'))
-            from bag_helpers import write_demo_bag
-            write_demo_bag(workdir / name)
+            from bag_helpers import write_scene_bag
+
+            from aetherscan_ros.demo.scene import make_scene
+            scene = make_scene(num_views=6, width=320, height=240, seed=3)
+            write_scene_bag(workdir / name, scene, storage='mcap', topic='/camera',
+                            period_ns=1_000_000_000)
         else:
             raise AssertionError(f'block {block.ident}: unknown prepare item {item!r}')
 

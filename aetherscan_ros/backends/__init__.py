@@ -3,12 +3,18 @@
 """
 Reconstruction backends and the one place that chooses between them.
 
-``fast3r``: the learned multi-view model (needs torch and the user's checkpoint).
-``classical``: COLMAP/OpenCV structure-from-motion plus dense stereo (no weights, no torch).
-``auto``: Fast3R when its weights are on this machine (a local directory or the hub cache) and
-torch works, otherwise classical, with the reason. ``auto`` never downloads weights; a model
-the caller named that cannot be used (a path with nothing there, corrupt weights) is a logged
-warning naming it, not a quiet fallback.
+``mapanything``: MapAnything (metric, takes K, TF poses, depth as inputs; default weights
+``facebook/map-anything-apache``, Apache-2.0). ``fast3r``: the learned multi-view model
+(needs torch and the user's checkpoint; non-commercial weights). ``classical``: COLMAP/OpenCV
+structure-from-motion plus dense stereo (no weights, no torch).
+
+``auto`` picks the first whose weights are on this machine (a local directory or the hub
+cache) and that loads, with the reason: MapAnything first (metric scale, uses the robot's
+calibration and poses, Apache-2.0 weights by default), then Fast3R (learned, but scale-free,
+K only, non-commercial weights), then classical (always there). A ``model`` the caller names
+goes to the backend it belongs to (its config.json or repo name says which). ``auto`` never
+downloads weights; a model the caller named that cannot be used (a path with nothing there,
+corrupt weights) is a logged warning naming it, not a quiet fallback.
 """
 
 import logging
@@ -20,7 +26,7 @@ from aetherscan_ros.backends.base import (  # noqa: F401
     BackendUnavailable, Frame, ProgressEvent, ReconstructionBackend, ReconstructionError,
     ReconstructionResult, ViewCloud)
 
-BACKENDS = ('auto', 'fast3r', 'classical')
+BACKENDS = ('auto', 'mapanything', 'fast3r', 'classical')
 
 _LOG = logging.getLogger(__name__)
 
@@ -33,7 +39,7 @@ def create_backend(kind: str, model: str = '', device: str = 'auto',
 
     ``reason`` says why this backend was chosen (for ``auto``: why Fast3R was or was not
     usable). ``options`` are passed to the backend's constructor as keyword arguments
-    (``fast3r.*`` keys to Fast3R, ``classical.*`` keys to the classical backend, prefix
+    (``mapanything.*``, ``fast3r.*``, ``classical.*`` keys to that backend, prefix
     stripped). Raises :class:`BackendUnavailable` when an explicitly requested backend cannot
     run, and ``ValueError`` for an unknown kind.
     """
@@ -44,6 +50,25 @@ def create_backend(kind: str, model: str = '', device: str = 'auto',
     def _opts(prefix):
         return {k[len(prefix) + 1:]: v for k, v in options.items() if k.startswith(prefix + '.')}
 
+    reason, after = '', ''  # after: why MapAnything was not picked (auto)
+    if kind == 'mapanything' or (kind == 'auto' and model_family(model) != 'fast3r'):
+        try:
+            from aetherscan_ros.backends.mapanything import MapAnythingBackend
+            ma_opts = _opts('mapanything')
+            if kind == 'auto':
+                ma_opts['allow_download'] = False
+            backend = MapAnythingBackend(model=model, device=device, **ma_opts)
+            return backend, f'mapanything: {backend.describe()}'
+        except (BackendUnavailable, ImportError) as exc:
+            if kind == 'mapanything':
+                if isinstance(exc, ImportError):
+                    raise BackendUnavailable(f'MapAnything needs torch: {exc}') from exc
+                raise
+            after = f'MapAnything unavailable ({exc})'
+            if model_family(model) == 'mapanything':  # the caller named it: say so
+                _LOG.warning('backend auto: the MapAnything model %s cannot be used (%s); '
+                             'trying the next backend', model.strip(), exc)
+                model = ''
     if kind in ('fast3r', 'auto'):
         try:
             from aetherscan_ros.backends.fast3r import Fast3RBackend
@@ -52,7 +77,7 @@ def create_backend(kind: str, model: str = '', device: str = 'auto',
                 # 'auto' uses weights already on this machine; it never starts a download.
                 fast3r_opts['allow_download'] = False
             backend = Fast3RBackend(model=model, device=device, **fast3r_opts)
-            return backend, f'fast3r: {backend.describe()}'
+            return backend, f'fast3r: {backend.describe()}' + (f' ({after})' if after else '')
         except BackendUnavailable as exc:
             if kind == 'fast3r':
                 raise
@@ -72,6 +97,9 @@ def create_backend(kind: str, model: str = '', device: str = 'auto',
             if (model or '').strip():
                 _LOG.warning('backend auto: the Fast3R model %s cannot be used without torch; '
                              'running the classical backend instead', model.strip())
+        if after:  # why neither learned backend: Fast3R's reason, then MapAnything's
+            head, _, tail = reason.rpartition('; using ')
+            reason = f'{head}; {after}; using {tail}'
     else:
         reason = 'classical backend requested'
     from aetherscan_ros.backends.classical import ClassicalBackend
@@ -97,3 +125,21 @@ def missing_model_path(model: str) -> Optional[Path]:
     shaped = (model.startswith(('.', '/', '~')) or model.endswith('/')
               or model.count('/') != 1 or (os.sep != '/' and os.sep in model))
     return path if shaped else None
+
+
+def model_family(model: str) -> str:
+    """
+    Return which learned backend ``model`` belongs to: ``mapanything``, ``fast3r`` or ''.
+
+    A directory whose config.json is a MapAnything one, or a repo id / path naming
+    ``map-anything``, is MapAnything's; any other non-empty model is Fast3R's (its historical
+    meaning); empty = either (their default repo ids).
+    """
+    model = (model or '').strip()
+    if not model:
+        return ''
+    from aetherscan_ros.backends.mapanything_inputs import is_mapanything_checkpoint
+    path = Path(model).expanduser()
+    if is_mapanything_checkpoint(path.parent if path.is_file() else path):
+        return 'mapanything'
+    return 'mapanything' if 'map-anything' in model.lower() else 'fast3r'

@@ -17,6 +17,7 @@ from typing import Deque, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from aetherscan_ros.backends import licences
 from aetherscan_ros.backends.base import (
     BackendUnavailable, Frame, ProgressCallback, ProgressEvent, ReconstructionError,
     ReconstructionResult, result_from_view_clouds, ViewCloud)
@@ -257,6 +258,7 @@ class Fast3RBackend:
             'fallbacks': notes,
             'fallbacks_total': self.fallback_count,
             'metric_scale': False,
+            'licence': licences.of_backend(self),
         }
         if failed:
             info['unregistered'] = [frames[i].name for i in failed]

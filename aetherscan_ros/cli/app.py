@@ -8,11 +8,13 @@ import re
 import sys
 from typing import List, Optional, Sequence
 
+from aetherscan_ros.cli.bag_input import add_bag_arguments
 from aetherscan_ros.cli.common import _Parser, CliError, EXIT_FAILED, EXIT_INTERRUPTED
 from aetherscan_ros.cli.demo_scene import cmd_demo_scene
 from aetherscan_ros.cli.doctor import cmd_doctor
 from aetherscan_ros.cli.evaluate import cmd_eval
 from aetherscan_ros.cli.reconstruct import cmd_reconstruct
+from aetherscan_ros.cli.ros_verbs import add_ros_verbs
 
 _LOG = logging.getLogger(__name__)
 # a word after --intrinsics that argparse would take for an option but is a value: -995,600,...
@@ -28,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='print the Python traceback of an error')
     parser = _Parser(
         prog='aetherscan', parents=[common],
-        description='Multi-view 3D reconstruction from images (Fast3R, or a classical '
-                    'COLMAP/OpenCV pipeline when no weights exist).',
+        description='Multi-view 3D reconstruction from images (MapAnything or Fast3R, or a '
+                    'classical COLMAP/OpenCV pipeline when no weights exist).',
         epilog='Exit status: 0 ok, 1 the work failed, 2 bad arguments or input, '
                '130 interrupted.')
     verbs = parser.add_subparsers(dest='verb', metavar='VERB', parser_class=_Parser)
@@ -50,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument('-o', '--output', required=True, metavar='OUT_DIR',
                      help='output directory (created if missing; files are replaced '
                           'atomically)')
-    rec.add_argument('--backend', choices=('auto', 'fast3r', 'classical'), default='auto',
-                     help='auto: Fast3R when its weights and torch work, else classical '
-                          '(default: %(default)s)')
+    rec.add_argument('--backend', choices=('auto', 'mapanything', 'fast3r', 'classical'),
+                     default='auto',
+                     help='auto: the first whose weights are on this machine and load: '
+                          'MapAnything (metric; takes --intrinsics/--camera-info as inputs), '
+                          'Fast3R, else classical (default: %(default)s)')
     known = rec.add_mutually_exclusive_group()
     known.add_argument('--intrinsics', action='extend', nargs='+', metavar='FX,FY,CX,CY',
                        help='pinhole intrinsics in pixels of the input images: once for all '
@@ -66,14 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
                             '(distorted) and undistorted before reconstruction; poses.json '
                             'then gives the undistorted K')
     rec.add_argument('--model', default='', metavar='PATH_OR_REPO',
-                     help='Fast3R checkpoint: a directory with config.json + '
-                          'model.safetensors, or a hub repo id (default '
-                          'jedyang97/Fast3R_ViT_Large_512). --backend auto uses it only when it '
-                          'is already on this machine; --backend fast3r may download it '
-                          '(unless HF_HUB_OFFLINE=1)')
+                     help='MapAnything or Fast3R checkpoint: a directory with config.json + '
+                          'model.safetensors, or a hub repo id (defaults '
+                          'facebook/map-anything-apache, jedyang97/Fast3R_ViT_Large_512). '
+                          '--backend auto uses it only when it is already on this machine; '
+                          '--backend mapanything/fast3r may download it (unless '
+                          'HF_HUB_OFFLINE=1)')
     rec.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
-                     help='Fast3R device: auto = CUDA (bf16/fp16) when present, else CPU fp32')
+                     help='MapAnything/Fast3R device: auto = CUDA (bf16/fp16) when present, '
+                          'else CPU fp32')
     rec.add_argument('--no-preview', action='store_true', help='skip preview.png')
+    rec.add_argument('--export', action='append', default=[], metavar='KIND[,KIND...]',
+                     help='also write, beside cloud.ply: colmap (colmap/: cameras, images, '
+                          'points3D, binary), nerfstudio (transforms.json; both with '
+                          'images/view_NNNN.png), depth (depth/view_NNNN.tiff, 32-bit float, '
+                          'NaN = no point); comma-separated or repeated')
+    add_bag_arguments(rec)
     rec.set_defaults(func=cmd_reconstruct)
 
     demo = verbs.add_parser(
@@ -88,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--width', type=int, default=640, help='image width (default 640)')
     demo.add_argument('--height', type=int, default=480, help='image height (default 480)')
     demo.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
-    demo.add_argument('--path', default='orbit', metavar='orbit|robot',
-                      help='camera path: orbit around the table or a robot-like sideways '
-                           'drive (default orbit)')
+    demo.add_argument('--path', default='orbit', metavar='orbit|robot|forward|narrow|tour',
+                      help='camera path: orbit around the table, a robot-like sideways drive, '
+                           'a forward drive, a narrow-baseline arc (1 degree steps) or a long '
+                           'tour with turns and revisits (default orbit)')
     demo.add_argument('--distortion', choices=('none', 'plumb_bob', 'equidistant'),
                       default='none',
                       help='lens of the camera: none (pinhole), plumb_bob (a stereo head, k1 '
@@ -111,15 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     doc = verbs.add_parser(
-        'doctor', parents=[common], help='check Python, ROS 2, torch, CUDA and Fast3R weights',
+        'doctor', parents=[common], help='check Python, ROS 2, torch, CUDA and model weights',
         description='Report what this machine has (Python, ROS 2 imports, torch, CUDA device '
-                    'and free memory, Fast3R weights) with the fix for anything missing, and '
-                    'which backend `auto` would pick. Never downloads (HF_HUB_OFFLINE=1). '
-                    'Exit status 1 when no backend can run.')
+                    'and free memory, MapAnything and Fast3R weights with their licences) '
+                    'with the fix for anything missing, and which backend `auto` would pick. '
+                    'Never downloads (HF_HUB_OFFLINE=1). Exit status 1 when no backend can '
+                    'run.')
     doc.add_argument('--model', default='', metavar='PATH_OR_REPO',
-                     help='checkpoint to look for (default: the official Fast3R repo id)')
+                     help='checkpoint to look for (default: the official MapAnything '
+                          'Apache and Fast3R repo ids)')
     doc.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
     doc.set_defaults(func=cmd_doctor)
+
+    add_ros_verbs(verbs, common)
     return parser
 
 

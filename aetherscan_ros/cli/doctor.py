@@ -66,17 +66,27 @@ def doctor_report(model: str = '', device: str = 'auto') -> Tuple[List[str], boo
         lines.append(_cuda_line(torch, device))
     lines.append(_memory_line())
     lines.append(_cloud_line())
-    weights_ok, weights_line = _weights_line(model)
+    from aetherscan_ros.backends import model_family
+    family = model_family(model)
+    ma_ok, ma_line = _mapanything_line(model if family == 'mapanything' else '')
+    lines.append(ma_line)
+    weights_ok, weights_line = _weights_line(model if family != 'mapanything' else '')
     lines.append(weights_line)
-    if torch_ok and weights_ok:
-        pick = 'fast3r (torch works and the weights were found; they are checked on load)'
+    if classical_ok:
+        from aetherscan_ros.backends.licences import CLASSICAL
+        lines.append(f'           classical licence: {CLASSICAL}')
+    if torch_ok and ma_ok:
+        pick = 'mapanything (torch works and its weights were found; checked on load)'
+    elif torch_ok and weights_ok:
+        pick = ('fast3r (torch works and the weights were found; they are checked on load; '
+                'no MapAnything weights)')
     elif classical_ok:
-        why = 'torch is missing' if not torch_ok else 'no Fast3R weights'
+        why = 'torch is missing' if not torch_ok else 'no MapAnything or Fast3R weights'
         pick = f'classical ({why})'
     else:
-        pick = 'none: neither Fast3R nor the classical backend can run'
+        pick = 'none: neither a learned backend nor the classical one can run'
     lines.append(f'  backend auto would pick: {pick}')
-    return lines, (torch_ok and weights_ok) or classical_ok
+    return lines, (torch_ok and (weights_ok or ma_ok)) or classical_ok
 
 
 def _cuda_line(torch, device: str) -> str:
@@ -146,8 +156,32 @@ def _weights_line(model: str) -> Tuple[bool, str]:
             note = ' -- RANDOM WEIGHTS: a test checkpoint, not a trained model'
     except (ImportError, OSError, ValueError):
         pass
+    from aetherscan_ros.backends.licences import FAST3R, RANDOM
     return True, _check('ok' if not note else 'warn', f'Fast3R weights for {target!r}: {path}'
-                        + note, 'pass --model with a trained checkpoint' if note else '')
+                        + note + f'; licence: {RANDOM if note else FAST3R}',
+                        'pass --model with a trained checkpoint' if note else '')
+
+
+def _mapanything_line(model: str) -> Tuple[bool, str]:
+    """Return whether MapAnything weights are here, and the line (with their licence)."""
+    from aetherscan_ros.backends.base import BackendUnavailable
+    from aetherscan_ros.backends.mapanything_inputs import (
+        checkpoint_licence, DEFAULT_REPO_ID, is_random_checkpoint, locate_checkpoint)
+    target = model or DEFAULT_REPO_ID
+    try:
+        path = locate_checkpoint(target, local_files_only=True)
+    except BackendUnavailable as exc:
+        return False, _check('miss', f'MapAnything weights for {target!r}: {exc}',
+                             'see above; until then `auto` tries Fast3R, then classical')
+    except Exception as exc:  # noqa: B902
+        return False, _check('warn', f'MapAnything weights for {target!r}: lookup failed '
+                             f'({type(exc).__name__}: {exc})', 'pass --model with a MapAnything '
+                             'checkpoint directory (config.json + model.safetensors)')
+    random = is_random_checkpoint(path)
+    note = ' -- RANDOM WEIGHTS: a test checkpoint, not a trained model' if random else ''
+    return True, _check('warn' if random else 'ok', f'MapAnything weights for {target!r}: '
+                        f'{path}{note}; licence: {checkpoint_licence(path, target)}',
+                        'pass --model with a trained checkpoint' if random else '')
 
 
 def _safetensors_metadata(path: Path) -> dict:

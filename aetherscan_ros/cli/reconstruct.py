@@ -10,6 +10,8 @@ import textwrap
 import time
 from typing import List, Optional, Sequence, Tuple
 
+from aetherscan_ros.cli.bag_input import (
+    BAG_CAMERA_INFO_SOURCE, bag_summary, check_bag_arguments, read_bag_input)
 from aetherscan_ros.cli.common import CliError, EXIT_FAILED, EXIT_OK
 from aetherscan_ros.cli.inputs import (
     _display_names, build_camera_models, build_intrinsics, check_image_sizes, expand_image_args,
@@ -20,7 +22,7 @@ RANDOM_WEIGHTS = 'random weights (not a trained model)'
 SUMMARY_INFO_KEYS = ('model', 'device', 'dtype', 'method', 'intrinsics', 'lens',
                      'registered_views', 'mean_reprojection_error_px', 'unit')
 SUMMARY_INFO_SKIP = ('unregistered', 'unregistered_policy', 'confidence', 'points_per_view',
-                     'warning')
+                     'warning', 'licence')
 SUMMARY_WIDTH = 100  # long lines wrap at word boundaries under their label; nothing is cut
 SUMMARY_INDENT = ' ' * 12
 INTRINSICS_SOURCE = '--intrinsics'  # where known K come from here (the node's: camera_info)
@@ -83,11 +85,14 @@ def format_summary(result, reason: str, paths: Sequence[Path], outputs: Sequence
     random_weights = str(dict(result.info).get('model', '')) == RANDOM_WEIGHTS
     if random_weights:
         lines += ['!' * 78,
-                  '!! WARNING: this cloud was made by Fast3R with RANDOM WEIGHTS (not a trained',
-                  '!! model). The geometry is meaningless; use it only to test the plumbing.',
+                  f'!! WARNING: this cloud was made by {result.backend} with RANDOM WEIGHTS',
+                  '!! (not a trained model). The geometry is meaningless; use it only to test',
+                  '!! the plumbing.',
                   '!' * 78]
     lines.append('aetherscan reconstruct: done')
     lines += _wrapped('backend', f'{result.backend}  ({reason})')
+    if dict(result.info).get('licence'):  # the licence of the weights (or libraries) used
+        lines += _wrapped('licence', str(result.info['licence']))
     lines.append(f'  views     {result.num_views} of {len(paths)} images, {size_text}')
     lines.append(f'  points    {result.num_points:,}')
     timings = dict(result.timings)
@@ -115,7 +120,9 @@ def format_summary(result, reason: str, paths: Sequence[Path], outputs: Sequence
     for i, item in enumerate(shown):
         lines += _wrapped('info' if i == 0 else '', item)
     for i, path in enumerate(outputs):
-        size = format_size(path.stat().st_size) if path.exists() else 'missing'
+        size = 'missing' if not path.exists() else format_size(
+            sum(f.stat().st_size for f in path.rglob('*') if f.is_file()) if path.is_dir()
+            else path.stat().st_size)
         lines.append(('  outputs   ' if i == 0 else '            ') + f'{path}  ({size})')
     return '\n'.join(lines)
 
@@ -167,6 +174,7 @@ def cmd_reconstruct(args) -> int:
     from aetherscan_ros.backends import (
         BackendUnavailable, create_backend, missing_model_path, ReconstructionError)
     from aetherscan_ros.backends.base import Frame
+    from aetherscan_ros.files.exports import ExportError, parse_exports, write_exports
     from aetherscan_ros.files.preview import render_preview
     from aetherscan_ros.files.results import CLOUD_FILE, POSES_FILE, PREVIEW_FILE, save_result
 
@@ -174,21 +182,33 @@ def cmd_reconstruct(args) -> int:
                                                         args.intrinsics or [])
     image_args, camera_info_args = split_camera_info_arguments(
         image_args, getattr(args, 'camera_info', None) or [])
-    if not image_args:
-        raise CliError('no images given: aetherscan reconstruct IMG [IMG ...] -o OUT_DIR')
+    check_bag_arguments(args, image_args)
+    try:
+        exports = parse_exports(getattr(args, 'export', None) or [])
+    except ExportError as exc:
+        raise CliError(f'--export: {exc}') from None
+    bag = read_bag_input(args) if getattr(args, 'bag', None) else None
+    if not image_args and bag is None:
+        raise CliError('no images given: aetherscan reconstruct IMG [IMG ...] -o OUT_DIR '
+                       '(or --bag BAG)')
     model = (args.model or '').strip()
     if args.backend != 'classical' and missing_model_path(model) is not None:
-        raise CliError(f'--model {model}: no such file or directory (give a Fast3R checkpoint '
-                       'directory with config.json and model.safetensors, or a hub repo id '
-                       'owner/name)')
-    paths = expand_image_args(image_args)
-    if len(paths) < 2:
-        check_image_sizes(paths, [])
-    images = [read_image(p) for p in paths]
+        raise CliError(f'--model {model}: no such file or directory (give a MapAnything or '
+                       'Fast3R checkpoint directory with config.json and model.safetensors, or '
+                       'a hub repo id owner/name)')
+    if bag is not None:
+        paths, images = bag.labels, bag.images
+    else:
+        paths = expand_image_args(image_args)
+        if len(paths) < 2:
+            check_image_sizes(paths, [])
+        images = [read_image(p) for p in paths]
     sizes = [(int(img.shape[1]), int(img.shape[0])) for img in images]
     check_image_sizes(paths, sizes)
     intrinsics = build_intrinsics(intrinsics_args, paths, sizes)
     camera_models = build_camera_models(camera_info_args, paths, sizes)
+    if bag is not None and not camera_info_args and not intrinsics_args and bag.has_calibration:
+        camera_models, camera_info_args = bag.camera_models, bag.calibration_labels
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f'-o {out_dir}: exists and is not a directory')
@@ -204,6 +224,10 @@ def cmd_reconstruct(args) -> int:
               for path, image, K, cam in zip(paths, images, intrinsics, camera_models)]
     frames = undistorted_frames(frames, paths, camera_info_args)
     source = CAMERA_INFO_SOURCE if camera_info_args else INTRINSICS_SOURCE
+    if bag is not None:
+        sys.stderr.write(bag_summary(bag, args.bag) + '\n')
+        if camera_info_args is bag.calibration_labels:
+            source = BAG_CAMERA_INFO_SOURCE
     lens_short, lens = lens_notes(camera_models, camera_info_args)
     known = (f'intrinsics from {source}' + (f' ({lens_short})' if lens_short else '')
              if frames[0].K is not None else 'intrinsics estimated by the backend')
@@ -242,7 +266,13 @@ def cmd_reconstruct(args) -> int:
     if lens:
         result = replace(result, info={**result.info, 'lens': lens})
     warnings = []
-    if model and backend.name != 'fast3r':
+    if bag is not None:
+        result, note = bag.anchor(result)
+        warnings += [note] if note else []
+    if str(dict(result.info).get('intrinsics', '')).startswith('camera_info (given'):
+        result = replace(result, info={**result.info,  # MapAnything took the K as inputs
+                                       'intrinsics': f'{source} (given to the model)'})
+    if model and backend.name not in ('fast3r', 'mapanything'):
         warnings.append(f'--model {model} was not used (see the reason of the backend above)')
     if str(dict(result.info).get('model', '')) == RANDOM_WEIGHTS:
         sys.stderr.write('aetherscan reconstruct: WARNING: this result comes from RANDOM '
@@ -266,5 +296,12 @@ def cmd_reconstruct(args) -> int:
             raise CliError(f'{out_dir / CLOUD_FILE} and {POSES_FILE} written, but the preview '
                            f'failed: {exc}', EXIT_FAILED) from None
         outputs.append(preview)
+    try:
+        report = write_exports(result, out_dir, exports, [f.image for f in frames])
+        outputs += report.paths
+        sys.stderr.write(''.join(f'aetherscan reconstruct: {note}\n' for note in report.notes))
+    except (ExportError, OSError) as exc:
+        raise CliError(f'{out_dir / CLOUD_FILE} written, but --export failed: {exc}',
+                       EXIT_FAILED) from None
     print(format_summary(result, reason, paths, outputs, warnings))
     return EXIT_OK

@@ -28,6 +28,7 @@ from aetherscan_ros.backends.base import Frame, ReconstructionResult
 from aetherscan_ros.cloud import ChunkStream, point_budget, voxel_downsample
 from aetherscan_ros.core.anchoring import Anchor, estimate_anchor, scaled_world
 from aetherscan_ros.core.buffer import FrameBuffer
+from aetherscan_ros.core.pose_priors import prior_anchor, usable_priors
 from aetherscan_ros.core.undistortion import undistort_frame
 
 # Counters reported in /diagnostics (the keyframe buffer keeps its own).
@@ -67,6 +68,7 @@ class Job:
     recon: int
     frames: Tuple[Frame, ...]
     trigger: str
+    restore: bool = True  # a failure gives the frames back (mapping: its scheduler decides)
 
     @property
     def stamp_ns(self) -> int:
@@ -113,6 +115,10 @@ class ReconstructionSession:
         self.last_result: Optional[ReconstructionResult] = None
         self.last_result_id = 0
         self.last_names: Tuple[str, ...] = ()
+        # the (undistorted) frames of the result being published and of the last result: their
+        # stamps, frame ids and images go into ~/depth/image and the ~/save exports (references)
+        self.result_frames: Tuple[Frame, ...] = ()
+        self.last_frames: Tuple[Frame, ...] = ()
         self.last_error = ''
         self.last_anchor: Optional[dict] = None  # summary of the last anchoring (fixed_frame)
         self._saved: Dict[int, str] = {}  # reconstruction id -> directory ~/save wrote
@@ -173,28 +179,37 @@ class ReconstructionSession:
 
     # ------------------------------------------------------------------ jobs
 
-    def try_start(self, trigger: str, min_views: int,
-                  max_views: int) -> Tuple[Optional[Job], str]:
+    def try_start(self, trigger: str, min_views: int, max_views: int,
+                  take: Optional[Callable] = None) -> Tuple[Optional[Job], str]:
         """
         Take the buffered keyframes for a job; return ``(job, message)`` or ``(None, reason)``.
 
         A service call needs only two keyframes; other triggers wait for ``min_views``.
+        ``take(buffer) -> (frames, reason)`` picks the frames instead (a mapping window,
+        :meth:`aetherscan_ros.core.mapping.Mapper.take_window`); such a job's frames are not
+        given back to the buffer when it fails.
         """
         with self.lock:
             if self.busy:
                 return None, f'reconstruction #{self.recon_id} is still running'
             if self.backend is None:
                 return None, f'backend not ready: {self.backend_reason}'
-            need = 2 if trigger == 'service' else min_views
-            have = len(self.buffer)
-            if have < need:
-                return None, f'{have} keyframe(s) buffered, need {need}'
-            frames = tuple(self.buffer.take(max_views))
+            if take is not None:
+                picked, reason = take(self.buffer)
+                if not picked:
+                    return None, reason
+                frames = tuple(picked)
+            else:
+                need = 2 if trigger == 'service' else min_views
+                have = len(self.buffer)
+                if have < need:
+                    return None, f'{have} keyframe(s) buffered, need {need}'
+                frames = tuple(self.buffer.take(max_views))
             self.busy = True
             self.upload_announced = False
             self.recon_id += 1
             self.stats['reconstructions_started'] += 1
-            job = Job(self.recon_id, frames, trigger)
+            job = Job(self.recon_id, frames, trigger, restore=take is None)
         return job, f'started reconstruction #{job.recon} with {len(frames)} views'
 
     def run(self, job: Job, chunk_points: int, on_chunks: ChunkSink, on_progress: ProgressSink,
@@ -212,6 +227,9 @@ class ReconstructionSession:
         ``anchor_options``); when the anchor is accepted, the points and camera translations are
         scaled to metres before anything is streamed (TF cannot carry a scale), so the chunks are
         held back until then. A refused anchor leaves the result as it is (``anchor.reason``).
+        A backend that takes pose priors gets ``tf_poses`` as inputs (``core/pose_priors.py``)
+        and returns the result in the fixed frame (``info['in_prior_frame']``): no fit, no
+        upright turn, an identity anchor with the residuals to TF.
 
         An exception of the backend (or of the sinks) is the outcome's ``error``: the frames go
         back to the buffer and automatic triggering waits for a new keyframe. An exception
@@ -246,7 +264,12 @@ class ReconstructionSession:
             # raw frames with lens distortion become pinhole frames here, on the worker
             frames = [undistort_frame(f) for f in job.frames]
             self._check_cancel(job)
-            result = backend.reconstruct(frames, progress)
+            priors, why_not = usable_priors(backend, tf_poses)  # TF poses as backend inputs
+            result = (backend.reconstruct(frames, progress) if priors is None else
+                      backend.reconstruct(frames, progress, poses_c2w=priors))
+            if why_not:
+                result = replace(result, info={**result.info,
+                                               'pose_priors': f'not used: {why_not}'})
             if streamed[0] == 0 and result.num_points:
                 for view in range(result.num_views):  # a backend that did not stream
                     add_view(result.view_cloud(view))
@@ -254,22 +277,27 @@ class ReconstructionSession:
                 raise RuntimeError(f'the backend streamed {streamed[0]} points but returned '
                                    f'{result.num_points}')
             self._check_cancel(job)
-            if self.upright:
+            placed = bool(result.info.get('in_prior_frame'))  # in fixed_frame, metres
+            if self.upright and not placed:
                 result = upright_result(result)
             anchor = None
-            if defer:
+            if defer and placed:  # no fit: the residuals check how the priors were honoured
+                anchor = prior_anchor(result.poses_c2w, tf_poses)
+                result = replace(result, info={**result.info, 'anchor': anchor.to_dict()})
+            elif defer:
                 anchor = estimate_anchor(result.poses_c2w, tf_poses, **(anchor_options or {}))
                 if anchor.ok:
                     result = anchored_result(result, anchor)
-                for view in range(result.num_views):
-                    vc = result.view_cloud(view)
-                    on_chunks(stream.add(vc.points, vc.colors, vc.confidence, vc.view))
+            for view in range(result.num_views if defer else 0):  # the held-back chunks
+                vc = result.view_cloud(view)
+                on_chunks(stream.add(vc.points, vc.colors, vc.confidence, vc.view))
             on_chunks(stream.finish())
+            self.result_frames = tuple(frames)
             on_result(result, anchor)
         except Exception as exc:  # noqa: B902 - any backend failure keeps the frames
             seconds = time.monotonic() - start
             message = f'{type(exc).__name__}: {exc}'
-            self.buffer.restore(job.frames)
+            self.buffer.restore(job.frames) if job.restore else self.buffer.done()
             with self.lock:
                 self.busy = False
                 self.auto_blocked = True
@@ -283,6 +311,7 @@ class ReconstructionSession:
             self.last_result = result
             self.last_result_id = job.recon
             self.last_names = tuple(f.name for f in job.frames)
+            self.last_frames = self.result_frames
             self.last_error = ''
             self.stats['reconstructions_ok'] += 1
             self.stats['last_duration_s'] = seconds
@@ -310,7 +339,8 @@ class ReconstructionSession:
             self.last_error = f'{type(exc).__name__}: {exc}'
             if busy:
                 self.stats['reconstructions_failed'] += 1
-        if not busy:
+        if not busy or not job.restore:
+            self.buffer.done()
             return 0
         self.buffer.restore(job.frames)
         return len(job.frames)

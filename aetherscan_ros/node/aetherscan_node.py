@@ -40,6 +40,7 @@ from aetherscan_ros.node.cameras import CameraInputs
 from aetherscan_ros.node.compat import PostSetParameters
 from aetherscan_ros.node.diagnostics import Diagnostics
 from aetherscan_ros.node.guard import Guard
+from aetherscan_ros.node.mapping import NodeMapping
 from aetherscan_ros.node.outputs import Outputs
 from aetherscan_ros.node.services import Services
 from aetherscan_ros.node.tf_input import TfInput
@@ -80,6 +81,7 @@ class NodeWiring:
         self.cameras = CameraInputs(self)
         self.diagnostics = Diagnostics(self)
         self.tf_input = TfInput(self, cfg.fixed_frame) if cfg.fixed_frame else None
+        self.mapping = NodeMapping(self) if cfg.mode == 'mapping' else None
 
         self._cb_timers = MutuallyExclusiveCallbackGroup()
         # Steady clock: with use_sim_time these must run before (and without) /clock.
@@ -171,6 +173,8 @@ class NodeWiring:
         cfg = self.config
         if not self.inputs_open():
             return False, self.paused_reason()
+        if self.mapping is not None:  # mode mapping: the next window, when enough keyframes
+            return self.mapping.try_start(trigger)
         job, message = self.session.try_start(trigger, cfg.min_views, cfg.max_views)
         if job is None:
             return False, message

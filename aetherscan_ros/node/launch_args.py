@@ -23,8 +23,8 @@ ARGUMENTS: Tuple[Tuple[str, str, str], ...] = (
     ('params_file', '', 'YAML file with the aetherscan_node parameters '
      '(default: config/aetherscan.yaml; must exist)'),
     ('image_topics', '', 'Comma-separated image topics (empty: from params_file)'),
-    ('backend', '', 'auto, fast3r or classical (empty: from params_file)'),
-    ('model', '', 'Fast3R checkpoint directory or hub repo id (empty: from params_file)'),
+    ('backend', '', 'auto, mapanything, fast3r or classical (empty: from params_file)'),
+    ('model', '', 'MapAnything or Fast3R checkpoint dir or hub repo id (empty: params_file)'),
     ('namespace', '', 'Namespace of the node'),
     ('use_rviz', 'false', 'true or false: also start rviz2, configured for this node'),
     ('large_data_profile', 'false',
@@ -38,7 +38,7 @@ ARGUMENTS: Tuple[Tuple[str, str, str], ...] = (
     ('log_level', 'info', 'debug, info, warn, error or fatal (or <logger>:=<level>): '
      "the node's --log-level"),
 )
-BACKENDS = ('auto', 'fast3r', 'classical')  # = node/params.py BACKEND_CHOICES (a test checks)
+BACKENDS = ('auto', 'mapanything', 'fast3r', 'classical')  # = params.BACKEND_CHOICES (tested)
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 NODE_NAME = 'aetherscan_node'
 _TRUE, _FALSE = ('true', '1'), ('false', '0')

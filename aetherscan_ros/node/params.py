@@ -14,45 +14,18 @@ from dataclasses import dataclass, fields
 import os
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from rcl_interfaces.msg import (
-    FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType)
-
+from aetherscan_ros.files.exports import check_exports
+from aetherscan_ros.node.param_spec import descriptor, ParamSpec  # noqa: F401 - part of the API
 from aetherscan_ros.ros.names import check_frame, check_topic
 
-BACKEND_CHOICES = ('auto', 'fast3r', 'classical')
+BACKEND_CHOICES = ('auto', 'mapanything', 'fast3r', 'classical')
 DEVICE_CHOICES = ('auto', 'cuda', 'cpu')
 TRANSPORT_CHOICES = ('raw', 'compressed')
 IMAGE_QOS_CHOICES = ('auto', 'sensor_data', 'reliable')
 BUSY_POLICY_CHOICES = ('buffer', 'drop')
 CAPTURE_MODE_CHOICES = ('series', 'sets')
+MODE_CHOICES = ('snapshot', 'mapping')
 
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """
-    One parameter: name, default, type, description, bounds and whether it is read-only.
-
-    ``kind`` is one of ``bool``, ``int``, ``double``, ``string``, ``string_array``.
-    ``bounds`` is ``(low, high)`` inclusive for ``int``/``double``; ``choices`` lists the
-    allowed strings of an enumeration.
-    """
-
-    name: str
-    kind: str
-    default: object
-    description: str
-    bounds: Optional[Tuple[float, float]] = None
-    choices: Tuple[str, ...] = ()
-    read_only: bool = False
-
-
-_TYPES = {
-    'bool': ParameterType.PARAMETER_BOOL,
-    'int': ParameterType.PARAMETER_INTEGER,
-    'double': ParameterType.PARAMETER_DOUBLE,
-    'string': ParameterType.PARAMETER_STRING,
-    'string_array': ParameterType.PARAMETER_STRING_ARRAY,
-}
 
 PARAMS: Tuple[ParamSpec, ...] = (
     # Inputs
@@ -92,11 +65,15 @@ PARAMS: Tuple[ParamSpec, ...] = (
               bounds=(16, 16384)),
     # Backend
     ParamSpec('backend', 'string', 'auto',
-              'auto: Fast3R when its weights resolve and torch works, else classical; '
-              'fast3r; classical.', choices=BACKEND_CHOICES, read_only=True),
+              'auto: the first whose weights are on this machine: MapAnything (metric, takes '
+              'camera_info K and the TF poses of fixed_frame as inputs), Fast3R, else '
+              'classical; mapanything; fast3r; classical.', choices=BACKEND_CHOICES,
+              read_only=True),
     ParamSpec('model', 'string', '',
-              'Fast3R checkpoint: a local directory (config.json + model.safetensors) or a '
-              'Hugging Face repo id already in the local cache; empty = the default repo id.',
+              'MapAnything or Fast3R checkpoint: a local directory (config.json + '
+              'model.safetensors) or a Hugging Face repo id already in the local cache; empty '
+              '= the default repo id (facebook/map-anything-apache, '
+              'jedyang97/Fast3R_ViT_Large_512).',
               read_only=True),
     ParamSpec('device', 'string', 'auto',
               'auto: CUDA (bf16/fp16) when available, else CPU (fp32); cuda; cpu.',
@@ -136,6 +113,21 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('trigger_period', 'double', 0.0,
               'Seconds between periodic reconstructions when min_views keyframes are '
               'buffered; 0 disables the timer.', bounds=(0.0, 86400.0)),
+    # Continuous mapping (core/mapping.py)
+    ParamSpec('mode', 'string', 'snapshot', 'snapshot: each reconstruction replaces the last; '
+              'mapping: overlapping windows fused into one map (~/map, ~/path).',
+              choices=MODE_CHOICES, read_only=True),
+    ParamSpec('window_size', 'int', 8, 'Keyframes per mapping window.', bounds=(2, 64),
+              read_only=True),
+    ParamSpec('window_overlap', 'int', 2, 'Keyframes a mapping window shares with the one '
+              'before (registration), < window_size.', bounds=(1, 63), read_only=True),
+    ParamSpec('map_voxel_size', 'double', 0.0, 'Voxel edge of the map (metres with fixed_frame); '
+              "0 = 1/200 of the first window's median depth.", bounds=(0.0, 100.0),
+              read_only=True),
+    ParamSpec('map_max_points', 'int', 2000000, 'Most voxels the map keeps (the farthest from '
+              'the camera go first); 0 = no limit.', bounds=(0, 100000000), read_only=True),
+    ParamSpec('map_radius', 'double', 0.0, 'Map voxels farther than this from the newest camera '
+              'are dropped; 0 = keep all.', bounds=(0.0, 1.0e6), read_only=True),
     # Outputs
     ParamSpec('world_frame', 'string', 'aetherscan_world',
               'frame_id of the clouds and parent of the camera frames: a REP-103 body frame '
@@ -163,6 +155,11 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'Directory where ~/save writes cloud.ply + poses.json (nothing is written '
               'outside it; read-only, so a remote parameter call cannot redirect the writes).',
               read_only=True),
+    ParamSpec('save_exports', 'string_array', ['colmap', 'nerfstudio'], 'Also written by '
+              '~/save: colmap (colmap/), nerfstudio (transforms.json), depth (depth/*.tiff).'),
+    ParamSpec('depth_output', 'string', 'always', '~/depth + ~/depth/camera_info per view: '
+              'always (metres when anchored, else reconstruction units); auto = only when '
+              'metric (anchored); off.', choices=('auto', 'always', 'off')),
     ParamSpec('diagnostics_period', 'double', 1.0,
               'Seconds between /diagnostics messages.', bounds=(0.1, 60.0), read_only=True),
     ParamSpec('no_frames_warning', 'double', 10.0,
@@ -208,6 +205,12 @@ class NodeConfig:
     enabled: bool
     auto_trigger: bool
     trigger_period: float
+    mode: str
+    window_size: int
+    window_overlap: int
+    map_voxel_size: float
+    map_max_points: int
+    map_radius: float
     world_frame: str
     world_upright: bool
     frame_prefix: str
@@ -216,6 +219,8 @@ class NodeConfig:
     cloud_max_points: int
     frustum_scale: float
     output_dir: str
+    save_exports: Tuple[str, ...]
+    depth_output: str
     diagnostics_period: float
     no_frames_warning: float
 
@@ -240,24 +245,6 @@ def default_camera_info_topic(image_topic: str) -> str:
     """Return ``<namespace of image_topic>/camera_info`` (the image_transport convention)."""
     head, sep, _ = image_topic.rpartition('/')
     return head + sep + 'camera_info'
-
-
-def descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    """Build the ``ParameterDescriptor`` of one table entry."""
-    text = spec.description
-    if spec.choices:
-        text += ' One of: ' + ', '.join(spec.choices) + '.'
-    desc = ParameterDescriptor(
-        name=spec.name, type=_TYPES[spec.kind], description=text, read_only=spec.read_only)
-    if spec.choices:
-        desc.additional_constraints = 'one of: ' + ', '.join(spec.choices)
-    if spec.bounds is not None and spec.kind == 'int':
-        desc.integer_range = [IntegerRange(
-            from_value=int(spec.bounds[0]), to_value=int(spec.bounds[1]), step=1)]
-    elif spec.bounds is not None and spec.kind == 'double':
-        desc.floating_point_range = [FloatingPointRange(
-            from_value=float(spec.bounds[0]), to_value=float(spec.bounds[1]), step=0.0)]
-    return desc
 
 
 def validate(values: Mapping[str, object]) -> Optional[str]:
@@ -314,6 +301,11 @@ def validate(values: Mapping[str, object]) -> Optional[str]:
         return 'output_dir: empty path'
     if '\0' in str(merged['output_dir']):
         return 'output_dir: the path contains a NUL byte'
+    if merged['window_overlap'] >= merged['window_size']:
+        return (f'window_overlap ({merged["window_overlap"]}) must be less than window_size '
+                f'({merged["window_size"]})')
+    if (reason := check_exports(merged['save_exports'])):
+        return f'save_exports: {reason}'
     return None
 
 

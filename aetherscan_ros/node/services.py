@@ -52,6 +52,8 @@ class Services:
         response.success = True
         response.message = f'cleared {count} buffered keyframe(s)' + (
             f'; reconstruction #{node.session.recon_id} keeps running' if busy else '')
+        if node.mapping is not None:  # mode mapping: a new map (a running window is not fused)
+            response.message += '; ' + node.mapping.reset()
         return response
 
     def pause(self, request, response):
@@ -105,17 +107,26 @@ class Services:
         """
         Write the last result into ``output_dir/reconstruction_NNNN`` as one atomic step.
 
+        ``cloud.ply``, ``poses.json``, ``preview.png`` and the exports of ``save_exports``
+        (:func:`aetherscan_ros.files.exports.write_exports`: ``colmap/``, ``transforms.json``,
+        ``images/``, ``depth/``).
+
         The files go to a hidden temporary directory inside ``output_dir`` that is renamed
         when complete, so a crash or a failure never leaves a partial result, and a name in
         use (an earlier run) is never overwritten: ``_2``, ``_3``... are appended. Saving the
         same reconstruction again returns the directory written before.
         """
         from aetherscan_ros.files.atomic import save_directory_atomically
+        from aetherscan_ros.files.exports import parse_exports, write_exports
         from aetherscan_ros.files.preview import render_preview
         from aetherscan_ros.files.results import PREVIEW_FILE, save_result
         node = self._node
+        if node.mapping is not None:  # mode mapping: map.ply + keyframes.json (node/mapping.py)
+            return node.mapping.save_now(response)
         session = node.session
-        result, recon, names, saved = session.last()
+        with session.lock:
+            result, recon, names, saved = session.last()
+            frames = session.last_frames  # the images of the exports (references)
         if result is None:
             response.success = False
             response.message = 'no reconstruction result to save yet'
@@ -128,6 +139,13 @@ class Services:
         def fill(directory):
             save_result(result, directory, image_names=list(names))
             render_preview(result, directory / PREVIEW_FILE)
+            kinds = parse_exports(node.config.save_exports)
+            images = [f.image for f in frames] if len(frames) == result.num_views else None
+            if images is None and 'nerfstudio' in kinds:  # a result without its frames
+                node.get_logger().warning(f'~/save: no images of the {result.num_views} views '
+                                          'kept: transforms.json (nerfstudio) not written')
+                kinds = tuple(k for k in kinds if k != 'nerfstudio')
+            write_exports(result, directory, kinds, images)
 
         out_dir = node.config.resolved_output_dir()
         try:
@@ -141,7 +159,8 @@ class Services:
             return response
         session.mark_saved(recon, str(target))
         session.count('saves_ok')
-        node.outputs.event('saved', reconstruction=recon, path=str(target))
+        node.outputs.event('saved', reconstruction=recon, path=str(target),
+                           exports=list(node.config.save_exports))
         response.success = True
         response.message = str(target)
         return response

@@ -15,6 +15,8 @@ import traceback
 
 import numpy as np
 
+from aetherscan_ros.backends.licences import of_backend
+from aetherscan_ros.core.pose_priors import PRIOR_METHOD
 from aetherscan_ros.core.session import Job, JobOutcome
 
 # How long shutdown waits for a native backend call to return before it gives up.
@@ -98,9 +100,11 @@ class JobWorker:
             return
         node.session.set_backend(backend, reason)
         device = str(getattr(backend, 'device', 'cpu'))
-        node.get_logger().info(f'backend {backend.name} on {device}: {reason}')
+        licence = of_backend(backend)
+        node.get_logger().info(f'backend {backend.name} on {device}: {reason}; licence of the '
+                               f'model: {licence}')
         node.outputs.event('backend_selected', backend=backend.name, device=device,
-                           reason=reason)
+                           reason=reason, licence=licence)
         node.maybe_auto_trigger()
 
     def _run(self, job: Job):
@@ -118,11 +122,15 @@ class JobWorker:
             outputs.event('progress', reconstruction=job.recon, stage=stage,
                           fraction=round(fraction, 3), message=message)
 
-        def on_chunks(chunks):
-            outputs.publish_chunks(chunks, stamp_ns)
+        def on_chunks(chunks):  # mode mapping: ~/points carries the map's delta instead
+            if node.mapping is None:
+                outputs.publish_chunks(chunks, stamp_ns)
 
         def on_result(result, anchor):
-            outputs.publish_result(result, stamp_ns, anchor)
+            if node.mapping is not None:  # registered, fused, published by node/mapping.py
+                node.mapping.on_result(job, result, anchor)
+            else:
+                outputs.publish_result(result, stamp_ns, anchor)
 
         tf_poses, options = self._tf_poses(job)
         outcome = node.session.run(job, node.config.chunk_points, on_chunks, on_progress,
@@ -135,6 +143,8 @@ class JobWorker:
             node.get_logger().info(f'reconstruction #{job.recon} stopped: shutting down')
         else:
             self._report_failed(outcome)
+            if node.mapping is not None:
+                node.mapping.on_failed(job, outcome.error, backend.name)
 
     def _tf_poses(self, job: Job):
         """Return ``(camera-to-fixed [V, 4, 4] with NaN where TF failed, options)`` or Nones."""
@@ -162,10 +172,12 @@ class JobWorker:
         node, anchor = self._node, outcome.anchor
         fixed = node.config.fixed_frame
         node.session.last_anchor = anchor.to_dict()
+        placed = outcome.ok and bool(outcome.result.info.get('in_prior_frame'))
         if anchor.ok:
+            how = 'placed by pose priors (no fit)' if placed else f'scale {anchor.scale:.4g}'
             node.get_logger().info(
-                f'reconstruction #{outcome.job.recon} anchored in {fixed}: scale '
-                f'{anchor.scale:.4g}, residual RMS {anchor.residual_rms_m:.3f} m (max '
+                f'reconstruction #{outcome.job.recon} anchored in {fixed}: {how}, residual '
+                f'RMS {anchor.residual_rms_m:.3f} m (max '
                 f'{anchor.residual_max_m:.3f} m), {len(anchor.views_used)} views used, '
                 f'{len(anchor.views_rejected)} rejected')
         else:
@@ -173,6 +185,7 @@ class JobWorker:
                 f'reconstruction #{outcome.job.recon} not anchored in {fixed}: {anchor.reason}; '
                 'published unanchored (no metric scale)')
         node.outputs.event('anchor', reconstruction=outcome.job.recon, fixed_frame=fixed,
+                           method=PRIOR_METHOD if placed else 'similarity fit to TF',
                            **anchor.to_dict())
 
     def _report_done(self, outcome: JobOutcome):
@@ -205,6 +218,8 @@ class JobWorker:
         node = self._node
         message = f'{type(exc).__name__}: {exc}'
         kept = node.session.job_crashed(job, exc)
+        if node.mapping is not None:
+            node.mapping.on_failed(job, message)
         node.get_logger().error(f'reconstruction #{job.recon}: internal error {message}; the '
                                 'frames were kept in the buffer')
         node.get_logger().debug(traceback.format_exc())
