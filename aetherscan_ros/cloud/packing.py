@@ -268,8 +268,8 @@ def unpack_cloud(data, fields, point_step: int, *, copy: bool = False,
 
     Works on any PointCloud2 layout with float ``x, y, z``; ``rgb``/``rgba`` (float32 or
     uint32), ``confidence`` and ``view`` are optional (defaults: black, 1.0, 0). With our own
-    layout and ``copy=False`` points, confidence and view are zero-copy strided views into
-    ``data`` (read-only when ``data`` is); colors are always a new ``[N, 3]`` array.
+    layout and ``copy=False`` points, colors, confidence and view are zero-copy strided views
+    into ``data`` (read-only when ``data`` is; colors read the R, G, B bytes backwards).
 
     Raises
     ------
@@ -320,8 +320,10 @@ def unpack_cloud(data, fields, point_step: int, *, copy: bool = False,
     if color_name is None:
         colors = np.zeros((n, 3), np.uint8)
     elif not is_bigendian and fmap[color_name][1] in (FLOAT32, UINT32):
+        # bytes B, G, R at off, off + 1, off + 2: a view read backwards from R (no copy)
         off = fmap[color_name][0]
-        colors = buf.reshape(n, point_step)[:, [off + 2, off + 1, off]]
+        colors = np.ndarray((n, 3), np.uint8, buffer=buf, offset=off + 2,
+                            strides=(point_step, -1))
     else:
         rgb = column(color_name, np.uint32)
         colors = unpack_rgb(rgb.view(np.uint32) if rgb.dtype.kind == 'f' else rgb)

@@ -18,10 +18,16 @@ distorted images (:mod:`aetherscan_ros.demo.distortion`) and a camera_info carry
 (``distortion_model``, ``D``, ``K``; ``R`` identity, ``P`` the undistorted camera). A
 ``--scene-dir`` with a ``camera_info.yaml`` (``aetherscan demo-scene --distortion ...``) is
 published with that calibration.
+
+For a mapping node: ``--stamp-log FILE`` records which stamp each view got (to match the
+node's keyframes to ground-truth views), and ``--pace-events <node>/events --max-ahead N``
+holds the camera back while N published views are not yet in a ``window_complete`` event (a
+slow node slows the walk instead of dropping keyframes).
 """
 
 import argparse
 from dataclasses import replace
+import json
 from pathlib import Path
 import sys
 import time
@@ -84,6 +90,16 @@ def parse_args(argv=None):
                         help='publish every view at the position of the first (the robot '
                         'seems not to move: pure rotation, to try the failure)')
     parser.add_argument('--no-camera-info', action='store_true')
+    parser.add_argument('--stamp-log', default='',
+                        help='append one JSON line {"view": i, "stamp_ns": ...} per published '
+                        'view to this file (to match keyframes to ground-truth views)')
+    parser.add_argument('--pace-events', default='',
+                        help="a mapping node's events topic (e.g. /aetherscan_node/events): "
+                        'publish a view only while fewer than --max-ahead published views are '
+                        'not yet in a window_complete event (a node that falls behind is '
+                        'waited for, up to --pace-timeout seconds per view)')
+    parser.add_argument('--max-ahead', type=int, default=12)
+    parser.add_argument('--pace-timeout', type=float, default=120.0)
     parser.add_argument('--wait-subscriber', type=float, default=60.0,
                         help='seconds to wait for a subscriber before giving up')
     parser.add_argument('--linger', type=float, default=1.0,
@@ -171,6 +187,45 @@ class TfSender:
             self._pub.publish(self._msg_type(transforms=[self._due.pop(0)[1]]))
 
 
+class EventPacer:
+    """Hold the camera back while a mapping node has too many views not yet in a window."""
+
+    def __init__(self, node, topic: str, max_ahead: int, timeout: float):
+        from rclpy.qos import DurabilityPolicy
+        from std_msgs.msg import String
+        self._node = node
+        self._max_ahead = max(1, int(max_ahead))
+        self._timeout = float(timeout)
+        self._seen = set()  # keyframe names the node reported in window_complete events
+        self.stalls = 0     # waits that ran into the timeout
+        node.create_subscription(String, topic, self._on_event, QoSProfile(
+            depth=100, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
+
+    def _on_event(self, msg):
+        from aetherscan_ros.ros.events import parse_event
+        try:
+            event = parse_event(msg)
+        except ValueError:
+            return
+        if event.get('event') == 'window_complete':  # a failed window's may come again
+            self._seen.update(event.get('keyframes') or ())
+
+    @property
+    def done(self) -> int:
+        """Return how many distinct views the node reported in ``window_complete`` events."""
+        return len(self._seen)
+
+    def wait(self, published: int):
+        """Spin until ``published - done < max_ahead`` or the timeout (counted in stalls)."""
+        end = time.monotonic() + self._timeout
+        while published - self.done >= self._max_ahead:
+            if time.monotonic() > end:
+                self.stalls += 1
+                return
+            rclpy.spin_once(self._node, timeout_sec=0.05)
+
+
 def load_demo_scene(args):
     """
     Return ``(scene, CameraModel)`` to publish: rendered, or loaded from ``--scene-dir``.
@@ -243,9 +298,19 @@ def main(argv=None):
         latched = []  # kept alive: late subscribers (transient local) still get the mounting
         if args.extrinsics:
             latched.append(publish_extrinsics(node, args))
+        pacer = (EventPacer(node, args.pace_events, args.max_ahead, args.pace_timeout)
+                 if args.pace_events else None)
+        stamp_log = open(args.stamp_log, 'a') if args.stamp_log else None
+        published = 0
         for _ in range(args.loops):
             for view in range(scene.num_views):
+                if pacer is not None:
+                    pacer.wait(published)
                 stamp_ns = node.get_clock().now().nanoseconds
+                if stamp_log is not None:
+                    stamp_log.write(json.dumps({'view': view, 'stamp_ns': stamp_ns}) + '\n')
+                    stamp_log.flush()
+                published += 1
                 if not args.no_camera_info:
                     info_pub.publish(camera_info_msg(model, stamp_ns, args.frame_id))
                 if args.transport == 'raw':
@@ -264,6 +329,11 @@ def main(argv=None):
                         tf.send_due()
                     rclpy.spin_once(node, timeout_sec=min(max(end - time.monotonic(), 0.0),
                                                           0.01))
+        if stamp_log is not None:
+            stamp_log.close()
+        if pacer is not None and pacer.stalls:
+            log.warning(f'the node fell behind: {pacer.stalls} view(s) published after '
+                        f'waiting {args.pace_timeout:.0f} s for it')
         end = time.monotonic() + max(args.linger, args.tf_latency + 0.5 if tf else 0.0)
         while time.monotonic() < end:
             if tf is not None:

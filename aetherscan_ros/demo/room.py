@@ -14,10 +14,12 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
-PATHS = ('orbit', 'robot')
+PATHS = ('orbit', 'robot', 'forward', 'narrow', 'tour')
 _ROOM = (3.0, 3.0, 2.8)  # half-size x, half-size y, height (m)
 _ORBIT_STEP_DEG = 8.0
 _ROBOT_STEP_M = 0.15
+_FORWARD_STEP_M = 0.12
+_NARROW_STEP_DEG = 1.0
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,82 @@ def camera_path(path: str, num_views: int, rng: np.random.Generator) -> np.ndarr
             yaw = np.radians(6.0 * np.sin(0.7 * i)) + rng.normal(0.0, 0.01)
             target = pos + np.array([np.sin(yaw), np.cos(yaw), -0.12])
             poses.append(look_at(pos, target))
+    elif path == 'forward':  # driving ahead down the room, the robot case: epipole in view
+        for i in range(num_views):
+            pos = np.array([-0.3, -2.6 + i * _FORWARD_STEP_M, 1.1])
+            pos += rng.normal(0.0, [0.01, 0.005, 0.005])
+            yaw = np.radians(3.0 * np.sin(0.9 * i)) + rng.normal(0.0, 0.005)
+            target = pos + np.array([np.sin(yaw), np.cos(yaw), -0.25])
+            poses.append(look_at(pos, target))
+    elif path == 'narrow':  # the orbit's arc, views ~1 degree of parallax apart
+        start = -90.0 - _NARROW_STEP_DEG * (num_views - 1) / 2.0
+        for i in range(num_views):
+            ang = np.radians(start + i * _NARROW_STEP_DEG)
+            pos = np.array([2.4 * np.cos(ang), 2.4 * np.sin(ang), 1.55])
+            pos += rng.normal(0.0, [0.002, 0.002, 0.004])
+            target = np.array([0.0, 0.0, 0.75]) + rng.normal(0.0, 0.004, 3)
+            poses.append(look_at(pos, target))
+    elif path == 'tour':
+        poses = tour_poses(num_views, rng)
     else:
         raise ValueError(f'unknown camera path {path!r}: expected one of {", ".join(PATHS)}')
     return np.stack(poses)
+
+
+# the tour: a rounded rectangle around the table, walked counter-clockwise from the middle of
+# its south side, once round and 15 % further (past the start again: a revisit)
+_TOUR_CENTRE = (-0.3, 0.2)
+_TOUR_HALF = (1.6, 1.4)
+_TOUR_CORNER_M = 0.6
+_TOUR_HEIGHT_M = 1.3
+_TOUR_REVISIT = 1.15
+_TOUR_INWARD_DEG = 25.0  # the camera looks ahead and this much towards the room's middle
+_TOUR_PITCH = -0.3  # look-at drop per metre ahead (about 17 degrees down)
+
+
+def _tour_outline(per_piece: int = 200) -> Tuple[np.ndarray, np.ndarray]:
+    """Return the tour loop as ``[S, 2]`` xy points (closed: last == first) and arc lengths."""
+    cx, cy = _TOUR_CENTRE
+    hx, hy = _TOUR_HALF
+    r = _TOUR_CORNER_M
+    corners = [(cx + hx - r, cy - hy + r), (cx + hx - r, cy + hy - r),
+               (cx - hx + r, cy + hy - r), (cx - hx + r, cy - hy + r)]
+    pieces = [np.array([[cx, cy - hy]])]
+    for k, (ox, oy) in enumerate(corners):  # a straight side, then a quarter circle
+        a = np.linspace(-np.pi / 2 + k * np.pi / 2, k * np.pi / 2, per_piece)
+        pieces.append(np.stack([ox + r * np.cos(a), oy + r * np.sin(a)], -1))
+    pieces.append(np.array([[cx, cy - hy]]))
+    xy = np.concatenate(pieces)
+    seg = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+    return xy, np.concatenate([[0.0], np.cumsum(seg)])
+
+
+def tour_length() -> float:
+    """Return the length (m) of one round of the ``tour`` loop."""
+    return float(_tour_outline()[1][-1])
+
+
+def tour_poses(num_views: int, rng: np.random.Generator) -> List[np.ndarray]:
+    """
+    Return ``num_views`` optical-frame c2w poses ``[4, 4]`` along the ``tour`` (a walk).
+
+    Forward motion round the table at handheld height, four 90 degree turns, and back past
+    the start; the step is the walk's length over ``num_views - 1`` (0.16 m for 80 views).
+    """
+    closed, arc = _tour_outline()
+    loop = arc[-1]
+    poses = []
+    for i in range(num_views):
+        s = (_TOUR_REVISIT * loop * i / max(num_views - 1, 1)) % loop
+        p = np.array([np.interp(s, arc, closed[:, 0]), np.interp(s, arc, closed[:, 1])])
+        ahead = np.array([np.interp(s + 0.3, arc, closed[:, 0], period=loop),
+                          np.interp(s + 0.3, arc, closed[:, 1], period=loop)]) - p
+        yaw = np.arctan2(ahead[1], ahead[0]) + np.radians(_TOUR_INWARD_DEG)
+        yaw += rng.normal(0.0, 0.01)
+        pos = np.array([p[0], p[1], _TOUR_HEIGHT_M]) + rng.normal(0.0, [0.01, 0.01, 0.01])
+        target = pos + np.array([np.cos(yaw), np.sin(yaw), _TOUR_PITCH])
+        poses.append(look_at(pos, target))
+    return poses
 
 
 def default_intrinsics(width: int, height: int) -> np.ndarray:

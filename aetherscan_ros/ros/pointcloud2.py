@@ -205,8 +205,8 @@ def from_pointcloud2(msg: PointCloud2, copy: bool = False, skip_nans: bool = Fal
     Read a ``PointCloud2`` into arrays plus its chunk info (None when not a chunk).
 
     Any cloud with float ``x, y, z`` is accepted (organized clouds are flattened); missing
-    ``rgb``/``confidence``/``view`` get defaults. With ``copy=False`` points, confidence and view
-    are views into ``msg.data`` (keep the message alive, don't modify it).
+    ``rgb``/``confidence``/``view`` get defaults. With ``copy=False`` points, colors, confidence
+    and view are views into ``msg.data`` (keep the message alive, don't modify it).
 
     Raises
     ------
