@@ -24,12 +24,14 @@ Accounting (all from the node's own counters and events, no timing):
 after the camera stopped and the last window finished; RSS growth is also the slope of a
 line fitted to the second half of the samples (MiB/min; flat is ~0).
 
-The map keeps growing while the walk goes on (revisits add voxels where the new windows'
-points fall beside the old ones, up to ``map_max_points``), and the node's RSS grows with it:
-read the RSS slope against the map's growth given in the same row. The node runs with the
-mapping node's malloc settings (a fixed 1 MiB mmap threshold,
-:func:`aetherscan_ros.core.large_messages.with_node_malloc`); ``soak(node_env={})`` runs it
-with glibc's defaults for comparison.
+The map grows while the walk goes on (revisits add voxels where the new windows' points fall
+beside the old ones) until ``map_max_points`` (:data:`MAP_MAX_POINTS`, reached within a few
+minutes) bounds it; from then on the node's RSS must stay flat: read the RSS slope of the
+second half against the map's size given in the same row. The mapping node sets
+its own malloc at start (a fixed 1 MiB mmap threshold,
+:func:`aetherscan_ros.core.large_messages.tune_malloc_for_mapping_node`);
+``soak(node_env={'AETHERSCAN_NODE_MALLOC': 'default'})`` runs it with glibc's defaults for
+comparison.
 
 ``quick``: 60 s of walking; full: 600 s (the issue's 10 minutes; ``make bench`` runs it).
 Alone: ``python -m bench.bench_soak_mapping [--quick] [--seconds S]``; the camera process is
@@ -55,6 +57,7 @@ VIEWS = 40  # rendered views along the tour (a 7 m walk, then back)
 STEP_S = 4.0  # the camera moves on to the next view every STEP_S seconds (a slow walk: the
 # node keeps up on 2 loaded cores, ~25 s a window of 6 new keyframes; faster walks are dropped
 # keyframes, counted)
+MAP_MAX_POINTS = 300_000  # the bound that keeps the node's memory flat once reached
 TOPIC = '/soak_map/image_raw'
 FIXED = 'odom'
 FRAME_ID = 'soak_map_camera_optical'
@@ -142,13 +145,13 @@ def soak(duration: float, warmup_timeout: float = 240.0, node_env=None) -> dict:
     """
     Run the three processes; return the measured figures (see the module docstring).
 
-    ``node_env``: extra environment of the node process; None = the mapping node's malloc
-    settings (:func:`~aetherscan_ros.core.large_messages.with_node_malloc`), ``{}`` = none.
+    ``node_env``: extra environment of the node process; None = none (the mapping node sets
+    its malloc itself: :func:`~aetherscan_ros.core.large_messages.tune_malloc_for_mapping_node`),
+    ``{'AETHERSCAN_NODE_MALLOC': 'default'}`` = glibc's defaults, to compare.
     """
     import rclpy
 
-    from aetherscan_ros.core.large_messages import (tune_malloc_for_large_messages,
-                                                    with_node_malloc)
+    from aetherscan_ros.core.large_messages import tune_malloc_for_large_messages
     from aetherscan_ros.demo.run_demo import (
         claim_domain_id, node_command, NodeMonitor, start_process, stop_process)
     from aetherscan_ros.demo.scene import make_scene
@@ -165,9 +168,11 @@ def soak(duration: float, warmup_timeout: float = 240.0, node_env=None) -> dict:
     os.environ.update({k: env[k] for k in keys})
     tune_malloc_for_large_messages()  # this process receives ~/map after every window
     node_proc = cam_proc = monitor = cam_log = None
-    node_extra = with_node_malloc(env) if node_env is None else dict(node_env)
+    node_extra = {} if node_env is None else dict(node_env)
     out = {'domain': domain, 'work': str(work),
-           'node_malloc': node_extra.get('GLIBC_TUNABLES', 'glibc defaults')}
+           'node_malloc': 'glibc defaults' if node_extra.get('AETHERSCAN_NODE_MALLOC') ==
+           'default' else node_extra.get('GLIBC_TUNABLES', 'set by the node (1 MiB mmap '
+                                         'threshold)')}
     rclpy.init()
     try:
         monitor = NodeMonitor()
@@ -176,7 +181,7 @@ def soak(duration: float, warmup_timeout: float = 240.0, node_env=None) -> dict:
             'window_size': 8, 'window_overlap': 2, 'fixed_frame': FIXED,
             'keyframe_min_interval': STEP_S * 0.9, 'keyframe_min_change': 0.01,
             'max_views': 16, 'busy_policy': 'buffer', 'output_dir': str(work / 'out'),
-            'no_frames_warning': 0.0}), work / 'node.log',
+            'no_frames_warning': 0.0, 'map_max_points': MAP_MAX_POINTS}), work / 'node.log',
             {**env, **node_extra})
         if not monitor.wait_for_node(60.0) or \
                 monitor.wait_event('backend_selected', 60.0) is None:

@@ -147,6 +147,16 @@ def test_large_message_malloc_settings():
     assert node == 'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=1048576'
 
 
+def test_the_mapping_node_sets_its_malloc_unless_told_otherwise():
+    from aetherscan_ros.core.large_messages import tune_malloc_for_mapping_node
+    assert tune_malloc_for_mapping_node(
+        {'GLIBC_TUNABLES': 'glibc.malloc.mmap_threshold=4096'}) == \
+        'mmap threshold from GLIBC_TUNABLES'
+    assert tune_malloc_for_mapping_node({'AETHERSCAN_NODE_MALLOC': 'default'}).startswith(
+        'glibc default')
+    assert tune_malloc_for_mapping_node({}) == 'mmap threshold 1 MiB'  # glibc (Linux) here
+
+
 def _run_mapping_demo(tmp_path, *extra, views=20):
     import subprocess
     import sys

@@ -25,7 +25,8 @@ The price: freed message buffers stay in the process (up to the trim threshold) 
 going back to the kernel at once, so RSS stays at its peak instead of moving up and down with
 every message. A fixed threshold also turns off glibc's adaptive one.
 
-The **mapping node** wants the opposite (:data:`NODE_TUNABLES`, :func:`with_node_malloc`):
+The **mapping node** wants the opposite (:data:`NODE_TUNABLES`, :func:`with_node_malloc`;
+the node sets it itself at start with :func:`tune_malloc_for_mapping_node`):
 its map arrays grow a little with every window, and under glibc's adaptive threshold each new
 size lands in the heap beside the freed older ones, which the heap cannot give back: in a
 5-minute mapping soak (``bench/bench_soak_mapping.py``, the same walk and a 640k-point map)
@@ -38,7 +39,7 @@ import ctypes
 import ctypes.util
 import logging
 import sys
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 LOG = logging.getLogger(__name__)
 
@@ -101,3 +102,32 @@ def tune_malloc_for_large_messages(mmap_threshold: int = MMAP_THRESHOLD,
         LOG.debug('mallopt refused mmap_threshold=%d / trim_threshold=%d',
                   mmap_threshold, trim_threshold)
     return ok
+
+
+def tune_malloc_for_mapping_node(environ: Optional[Mapping[str, str]] = None) -> str:
+    """
+    Give this process (a mapping node) a fixed 1 MiB mmap threshold (:data:`NODE_TUNABLES`).
+
+    Skipped when ``GLIBC_TUNABLES`` already sets ``glibc.malloc.mmap_threshold`` (the user's
+    choice wins) or ``AETHERSCAN_NODE_MALLOC=default`` (glibc's adaptive threshold, e.g. to
+    compare). Returns what was done, for the node's start-up log; never raises.
+    """
+    import os
+    environ = os.environ if environ is None else environ
+    if 'glibc.malloc.mmap_threshold' in environ.get('GLIBC_TUNABLES', ''):
+        return 'mmap threshold from GLIBC_TUNABLES'
+    if environ.get('AETHERSCAN_NODE_MALLOC', '') == 'default':
+        return 'glibc default (AETHERSCAN_NODE_MALLOC=default)'
+    threshold = NODE_TUNABLES['glibc.malloc.mmap_threshold']
+    if not sys.platform.startswith('linux'):
+        return 'glibc default (not glibc)'
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return 'glibc default (no mallopt)'
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    if mallopt(_M_MMAP_THRESHOLD, threshold) != 1:
+        return 'glibc default (mallopt refused)'
+    return f'mmap threshold {threshold // 2 ** 20} MiB'

@@ -20,6 +20,7 @@ from sensor_msgs.msg import PointCloud2
 from tf2_msgs.msg import TFMessage
 
 from aetherscan_ros.cloud import ChunkStream, CloudArrays, point_budget
+from aetherscan_ros.core.large_messages import tune_malloc_for_mapping_node
 from aetherscan_ros.core.mapping import Mapper, MappingConfig, WindowReport
 from aetherscan_ros.node.outputs import reliable_qos
 from aetherscan_ros.ros.pointcloud2 import make_cloud_msg, MessageBuffer
@@ -44,6 +45,9 @@ class NodeMapping:
     def __init__(self, node):
         self._node = node
         cfg = node.config
+        # the map's arrays grow a little every window: map each large one on its own so the
+        # heap does not keep every older size (bench/bench_soak_mapping.py; large_messages)
+        node.get_logger().info(f'mapping mode: malloc {tune_malloc_for_mapping_node()}')
         self.mapper = Mapper(mapping_config(cfg))
         self.frame = cfg.fixed_frame or cfg.world_frame
         self.map_pub = node.create_publisher(PointCloud2, '~/map', reliable_qos(1, True))

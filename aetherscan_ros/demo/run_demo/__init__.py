@@ -40,7 +40,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--mode', default='snapshot', choices=tuple(_DEFAULTS))
     parser.add_argument('--output-dir', default='')
-    parser.add_argument('--backend', default='auto', choices=('auto', 'fast3r', 'classical'))
+    parser.add_argument('--backend', default='auto',
+                        choices=('auto', 'mapanything', 'fast3r', 'classical'))
     parser.add_argument('--model', default='', help='Fast3R checkpoint (dir or repo id)')
     parser.add_argument('--transport', default='raw', choices=('raw', 'compressed'))
     parser.add_argument('--qos', default='reliable', choices=('reliable', 'best_effort'))

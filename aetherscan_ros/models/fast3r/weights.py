@@ -16,21 +16,18 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 
 from aetherscan_ros.backends.base import BackendUnavailable
+from aetherscan_ros.models.checkpoint_files import (  # noqa: F401 - re-exported
+    CheckpointError, read_tensor_file, WEIGHT_NAMES, weights_file)
 
 _LOG = logging.getLogger(__name__)
 
 DEFAULT_REPO_ID = 'jedyang97/Fast3R_ViT_Large_512'
 CONFIG_NAME = 'config.json'
-WEIGHT_NAMES = ('model.safetensors', 'model.pth', 'pytorch_model.bin')
 #: safetensors ``__metadata__`` key marking a checkpoint made by ``write_random_checkpoint``.
 RANDOM_MARK = 'aetherscan_random_weights'
 RANDOM_LABEL = 'random weights (not a trained model)'
 _ALIAS = re.compile(r'^(.*\.scratch\.)layer_rn\.([0-3])\.weight$')
 _MAX_LISTED = 5
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that does not fit the model (names the file and the first keys)."""
 
 
 def _fix_hint(model: str) -> str:
@@ -100,40 +97,12 @@ def _check_dir(path: Path) -> Path:
     return path
 
 
-def weights_file(directory: Path) -> Optional[Path]:
-    """Return the weights file in ``directory`` (safetensors preferred) or None."""
-    for name in WEIGHT_NAMES:
-        if (Path(directory) / name).is_file():
-            return Path(directory) / name
-    return None
-
-
 def read_state_dict(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     """Read tensors and metadata from a ``.safetensors`` or (weights-only) ``.pth`` file."""
-    path = Path(path)
-    if path.suffix == '.safetensors':
-        from safetensors import safe_open
-        try:
-            with safe_open(str(path), framework='pt', device='cpu') as handle:
-                meta = dict(handle.metadata() or {})
-                tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...
-            raise CheckpointError(f'{path}: not a readable safetensors file (truncated or '
-                                  f'corrupt?): {type(exc).__name__}: {exc}') from exc
-        return tensors, meta
-    try:
-        obj = torch.load(str(path), map_location='cpu', weights_only=True, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - pickle errors, zip errors, refused globals
-        raise CheckpointError(f'{path}: cannot be read as a weights-only torch file '
-                              f'(corrupt, or holds objects other than tensors): {exc}') from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get('state_dict'), Mapping):
-        obj = obj['state_dict']  # Lightning training checkpoint
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f'{path}: expected a mapping of tensor names to tensors')
-    tensors = dict(obj)
+    tensors, meta = read_tensor_file(path, ('state_dict',))  # Lightning training checkpoint
     if tensors and all(k.startswith('net.') for k in tensors):
         tensors = {k[4:]: v for k, v in tensors.items()}  # MultiViewDUSt3RLitModule.net
-    return tensors, {}
+    return tensors, meta
 
 
 def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor],

@@ -19,22 +19,19 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 
 from aetherscan_ros.backends.base import BackendUnavailable
+from aetherscan_ros.models.checkpoint_files import (  # noqa: F401 - re-exported
+    CheckpointError, read_tensor_file, WEIGHT_NAMES, weights_file)
 
 _LOG = logging.getLogger(__name__)
 
 #: The Apache-2.0 weights (``facebook/map-anything`` is CC-BY-NC: never the default).
 DEFAULT_REPO_ID = 'facebook/map-anything-apache'
 CONFIG_NAME = 'config.json'
-WEIGHT_NAMES = ('model.safetensors', 'model.pth', 'pytorch_model.bin')
 RANDOM_MARK = 'aetherscan_random_weights'
 RANDOM_LABEL = 'random weights (not a trained model)'
 _MAX_LISTED = 5
 _LAYER_RN = re.compile(r'^(dense_head\.0\.)scratch\.(?:layer_rn\.([0-3])|layer([1-4])_rn)'
                        r'\.weight$')
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that does not fit the model (names the file and the first keys)."""
 
 
 def canonical_key(key: str) -> str:
@@ -117,37 +114,9 @@ def _check_dir(path: Path) -> Path:
     return path
 
 
-def weights_file(directory: Path) -> Optional[Path]:
-    """Return the weights file in ``directory`` (safetensors preferred) or None."""
-    for name in WEIGHT_NAMES:
-        if (Path(directory) / name).is_file():
-            return Path(directory) / name
-    return None
-
-
 def read_state_dict(path: Path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     """Read tensors and metadata from a ``.safetensors`` or (weights-only) torch file."""
-    path = Path(path)
-    if path.suffix == '.safetensors':
-        from safetensors import safe_open
-        try:
-            with safe_open(str(path), framework='pt', device='cpu') as handle:
-                meta = dict(handle.metadata() or {})
-                tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...
-            raise CheckpointError(f'{path}: not a readable safetensors file (truncated or '
-                                  f'corrupt?): {type(exc).__name__}: {exc}') from exc
-        return tensors, meta
-    try:
-        obj = torch.load(str(path), map_location='cpu', weights_only=True, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - pickle errors, zip errors, refused globals
-        raise CheckpointError(f'{path}: cannot be read as a weights-only torch file '
-                              f'(corrupt, or holds objects other than tensors): {exc}') from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get('model'), Mapping):
-        obj = obj['model']  # upstream's benchmark .pth checkpoints
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f'{path}: expected a mapping of tensor names to tensors')
-    return dict(obj), {}
+    return read_tensor_file(path, ('model',))  # upstream's benchmark .pth nests under model
 
 
 def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor],
