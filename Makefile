@@ -4,7 +4,7 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test lint pytest bench bench-quick gpu-check demo clean
+.PHONY: setup test lint pytest bench bench-quick gpu-check demo demo-mapping clean
 
 setup:
 	@bash tools/setup_env.sh $(VENV)
@@ -30,6 +30,10 @@ gpu-check: setup
 
 demo: setup
 	$(PY) -m aetherscan_ros.demo.run_demo --output-dir output/demo
+
+# Mapping mode on a 70-view tour of the demo room with TF (a few minutes on 2 cores), scored.
+demo-mapping: setup
+	$(PY) -m aetherscan_ros.demo.run_demo --mode mapping --output-dir output/demo_mapping
 
 clean:
 	rm -rf build install log output bench_results .pytest_cache
