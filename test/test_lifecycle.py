@@ -81,11 +81,18 @@ class Driver:
             self.monitor.spin_for(0.15)
 
     def node_entities(self):
+        """Return the node's (publisher topics, services) as this process's graph knows them."""
+        from rclpy.node import NodeNameNonExistentError
         node = self.monitor.node
-        pubs = {name for name, _ in node.get_publisher_names_and_types_by_node(
-            'aetherscan_node', '/')}
-        services = {name for name, _ in node.get_service_names_and_types_by_node(
-            'aetherscan_node', '/')}
+        assert self.monitor.spin_until(
+            lambda: ('aetherscan_node', '/') in node.get_node_names_and_namespaces(), 20.0)
+        try:
+            pubs = {name for name, _ in node.get_publisher_names_and_types_by_node(
+                'aetherscan_node', '/')}
+            services = {name for name, _ in node.get_service_names_and_types_by_node(
+                'aetherscan_node', '/')}
+        except NodeNameNonExistentError:  # discovery of the node itself still on its way
+            return set(), set()
         return pubs, services
 
 
@@ -105,9 +112,10 @@ def test_lifecycle_transitions_build_gate_and_tear_down(ros, tmp_path, images):
     try:
         drive = Driver(monitor)
         assert drive.state() == 'unconfigured', log.read_text()
+        assert monitor.spin_until(lambda: f'{NS}/change_state' in drive.node_entities()[1],
+                                  20.0), drive.node_entities()
         pubs, services = drive.node_entities()
         assert f'{NS}/events' not in pubs and f'{NS}/save' not in services, (pubs, services)
-        assert f'{NS}/change_state' in services
 
         assert drive.transition('configure'), log.read_text()
         assert drive.state() == 'inactive'
