@@ -14,6 +14,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import torch
 
 WEIGHT_NAMES = ('model.safetensors', 'model.pth', 'pytorch_model.bin')
+MAX_LISTED = 5  # keys named per kind of problem in an error
 
 
 class CheckpointError(ValueError):
@@ -59,3 +60,27 @@ def read_tensor_file(path: Path, wrappers: Sequence[str] = ()
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f'{path}: expected a mapping of tensor names to tensors')
     return dict(obj), {}
+
+
+def check_keys_and_shapes(expected: Mapping[str, torch.Tensor], full: Mapping[str, torch.Tensor],
+                          source: str, extra: Sequence[Tuple[str, Sequence[str]]] = ()):
+    """
+    Raise :class:`CheckpointError` unless ``full`` has exactly ``expected``'s keys and shapes.
+
+    The message names ``source`` and lists (at most :data:`MAX_LISTED` each) the missing,
+    unexpected and wrong-shape keys, then any ``extra`` ``(kind, items)`` problems.
+    """
+    missing = [k for k in expected if k not in full]
+    unexpected = [k for k in full if k not in expected]
+    wrong = [f'{k} {tuple(full[k].shape)} != {tuple(v.shape)}' for k, v in expected.items()
+             if k in full and tuple(full[k].shape) != tuple(v.shape)]
+    problems = []
+    for what, items in (('missing', missing), ('unexpected', unexpected),
+                        ('wrong shape', wrong), *extra):
+        if items:
+            listed = ', '.join(items[:MAX_LISTED])
+            more = f' (+{len(items) - MAX_LISTED} more)' if len(items) > MAX_LISTED else ''
+            problems.append(f'{len(items)} {what}: {listed}{more}')
+    if problems:
+        raise CheckpointError(f'{source} does not match the model built from its config.json: '
+                              + '; '.join(problems))

@@ -17,7 +17,8 @@ import torch
 
 from aetherscan_ros.backends.base import BackendUnavailable
 from aetherscan_ros.models.checkpoint_files import (  # noqa: F401 - re-exported
-    CheckpointError, read_tensor_file, WEIGHT_NAMES, weights_file)
+    check_keys_and_shapes, CheckpointError, MAX_LISTED, read_tensor_file, WEIGHT_NAMES,
+    weights_file)
 
 _LOG = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ CONFIG_NAME = 'config.json'
 RANDOM_MARK = 'aetherscan_random_weights'
 RANDOM_LABEL = 'random weights (not a trained model)'
 _ALIAS = re.compile(r'^(.*\.scratch\.)layer_rn\.([0-3])\.weight$')
-_MAX_LISTED = 5
 
 
 def _fix_hint(model: str) -> str:
@@ -122,20 +122,7 @@ def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]
             canonical = f'{match.group(1)}layer{int(match.group(2)) + 1}_rn.weight'
             if canonical in full:
                 full[key] = full[canonical]
-    missing = [k for k in expected if k not in full]
-    unexpected = [k for k in full if k not in expected]
-    wrong = [f'{k} {tuple(full[k].shape)} != {tuple(v.shape)}' for k, v in expected.items()
-             if k in full and tuple(full[k].shape) != tuple(v.shape)]
-    problems = []
-    for what, items in (('missing', missing), ('unexpected', unexpected),
-                        ('wrong shape', wrong)):
-        if items:
-            listed = ', '.join(items[:_MAX_LISTED])
-            more = f' (+{len(items) - _MAX_LISTED} more)' if len(items) > _MAX_LISTED else ''
-            problems.append(f'{len(items)} {what}: {listed}{more}')
-    if problems:
-        raise CheckpointError(f'{source} does not match the model built from its config.json: '
-                              + '; '.join(problems))
+    check_keys_and_shapes(expected, full, source)
     return full
 
 
@@ -149,7 +136,7 @@ def load_weights(model: torch.nn.Module, directory: Path,
     full = check_state_dict(model, tensors, str(path))
     bad_dtype = [k for k, v in full.items() if not v.is_floating_point()]
     if bad_dtype:
-        raise CheckpointError(f'{path}: non-floating-point tensors {bad_dtype[:_MAX_LISTED]}')
+        raise CheckpointError(f'{path}: non-floating-point tensors {bad_dtype[:MAX_LISTED]}')
     full = {k: v.to(dtype) for k, v in full.items()}
     model.load_state_dict(full, strict=True, assign=True)
     model.decoder.reset_buffers(device='cpu')

@@ -20,7 +20,8 @@ import torch
 
 from aetherscan_ros.backends.base import BackendUnavailable
 from aetherscan_ros.models.checkpoint_files import (  # noqa: F401 - re-exported
-    CheckpointError, read_tensor_file, WEIGHT_NAMES, weights_file)
+    check_keys_and_shapes, CheckpointError, MAX_LISTED, read_tensor_file, WEIGHT_NAMES,
+    weights_file)
 
 _LOG = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ DEFAULT_REPO_ID = 'facebook/map-anything-apache'
 CONFIG_NAME = 'config.json'
 RANDOM_MARK = 'aetherscan_random_weights'
 RANDOM_LABEL = 'random weights (not a trained model)'
-_MAX_LISTED = 5
+
 _LAYER_RN = re.compile(r'^(dense_head\.0\.)scratch\.(?:layer_rn\.([0-3])|layer([1-4])_rn)'
                        r'\.weight$')
 
@@ -137,23 +138,10 @@ def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]
             clashes.append(f'{key} {tuple(value.shape)} vs {name} {tuple(full[name].shape)}')
         if name == key or name not in full:
             full[name] = value
-    missing = [k for k in expected if k not in full]
-    unexpected = [k for k in full if k not in expected]
-    wrong = [f'{k} {tuple(full[k].shape)} != {tuple(v.shape)}' for k, v in expected.items()
-             if k in full and tuple(full[k].shape) != tuple(v.shape)]
-    problems = []
-    for what, items in (('missing', missing), ('unexpected', unexpected),
-                        ('wrong shape', wrong), ('alias clash', clashes)):
-        if items:
-            listed = ', '.join(items[:_MAX_LISTED])
-            more = f' (+{len(items) - _MAX_LISTED} more)' if len(items) > _MAX_LISTED else ''
-            problems.append(f'{len(items)} {what}: {listed}{more}')
-    if problems:
-        raise CheckpointError(f'{source} does not match the model built from its config.json: '
-                              + '; '.join(problems))
+    check_keys_and_shapes(expected, full, source, (('alias clash', clashes),))
     bad = [k for k, v in full.items() if not v.is_floating_point()]
     if bad:
-        raise CheckpointError(f'{source}: non-floating-point tensors {bad[:_MAX_LISTED]}')
+        raise CheckpointError(f'{source}: non-floating-point tensors {bad[:MAX_LISTED]}')
     return full
 
 
